@@ -1,0 +1,115 @@
+"""Composite ops written from the primitives (nothing here has its own vjp).
+
+Activations g(z) for h^[l] = g(z^[l]), the output nonlinearities, and the two
+losses of the practical.  Each gradient comes from the primitives' vjps, so
+it is exact as long as theirs are.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["softmax", "log_softmax", "identity", "tanh", "sigmoid", "relu",
+           "squared_error", "cross_entropy", "ACTIVATIONS", "OUTPUTS", "LOSSES", "REDUCTIONS"]
+
+
+def identity(z: Tensor) -> Tensor:
+    """g(z) = z,  g'(z) = 1."""
+    return z
+
+
+def tanh(z: Tensor) -> Tensor:
+    """g(z) = tanh z,  g'(z) = 1 − tanh² z."""
+    return z.tanh()
+
+
+def sigmoid(z: Tensor) -> Tensor:
+    """g(z) = σ(z),  g'(z) = σ(z)(1 − σ(z))."""
+    return z.sigmoid()
+
+
+def relu(z: Tensor) -> Tensor:
+    """g(z) = max(z, 0),  g'(z) = 1[z > 0]."""
+    return z.relu()
+
+
+def log_softmax(z: Tensor, axis: int = -1) -> Tensor:
+    """log pᵢ = zᵢ − log Σⱼ exp zⱼ  (stable through logsumexp)."""
+    return z - z.logsumexp(axis=axis, keepdims=True)
+
+
+def softmax(z: Tensor, axis: int = -1) -> Tensor:
+    """pᵢ = exp(zᵢ) / Σⱼ exp(zⱼ) = exp(zᵢ − logsumexp z)."""
+    return log_softmax(z, axis).exp()
+
+
+ACTIVATIONS = {"identity": identity, "tanh": tanh, "sigmoid": sigmoid, "relu": relu}
+OUTPUTS = {"identity": identity, "softmax": softmax, "sigmoid": sigmoid}
+REDUCTIONS = ("sum", "mean")
+
+
+def _reduce(per_example: Tensor, reduction: str) -> Tensor:
+    if reduction == "sum":
+        return per_example.sum()
+    if reduction == "mean":
+        return per_example.mean()
+    raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+
+
+def squared_error(y_hat: Tensor, y, reduction: str = "sum") -> Tensor:
+    """L = ½ Σᵢ (ŷᵢ − yᵢ)²  per example;  ∂L/∂ŷ = ŷ − y.
+
+    ``y_hat`` is one example (a vector) or a batch (rows are examples).  With
+    ``reduction="sum"`` the batch loss is the sum over examples, as in the
+    practical, so the batch gradient is the sum of per-example gradients;
+    ``"mean"`` divides by the number of examples.
+    """
+    y = _target_array(y, y_hat, "y")
+    if y.shape != y_hat.shape:
+        raise ValueError(f"y: expected shape {y_hat.shape} (the output's), got {y.shape}")
+    d = y_hat - y
+    per = (d * d).sum(axis=-1) * 0.5 if y_hat.ndim else d * d * 0.5
+    return _reduce(per, reduction) if per.ndim else per
+
+
+def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
+    """L = −Σₖ yₖ log pₖ with p = softmax(z) = logsumexp(z) − yᵀz for one-hot y.
+
+    ``logits`` are z^[L] before the softmax (one example, or a batch in rows);
+    ``y`` is one-hot (same shape) or integer class labels (one per example).
+    ∂L/∂z = p − y.
+    """
+    if logits.ndim not in (1, 2):
+        raise ValueError(f"logits: expected a vector or a (batch, classes) matrix, got shape {logits.shape}")
+    n_classes = logits.shape[-1]
+    lse = logits.logsumexp(axis=-1)
+    if logits.ndim == 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):  # one label: the hot path
+        if not 0 <= y < n_classes:
+            raise ValueError(f"y: class labels must lie in [0, {n_classes}), got {y}")
+        return lse - logits[int(y)]
+    y_arr = y.data if isinstance(y, Tensor) else np.asarray(y)
+    if y_arr.dtype.kind in "iub" and y_arr.shape == logits.shape[:-1]:
+        if y_arr.size and (y_arr.min() < 0 or y_arr.max() >= n_classes):
+            raise ValueError(f"y: class labels must lie in [0, {n_classes}), got values from "
+                             f"{y_arr.min()} to {y_arr.max()}")
+        picked = logits[y_arr] if logits.ndim == 1 else logits[np.arange(logits.shape[0]), y_arr]
+        per = lse - picked
+    else:
+        y_arr = _target_array(y, logits, "y")
+        if y_arr.shape != logits.shape:
+            raise ValueError(f"y: expected integer labels of shape {logits.shape[:-1]} or one-hot "
+                             f"targets of shape {logits.shape}, got shape {y_arr.shape}")
+        # −Σ y log p = (Σ y) lse − yᵀz; Σ y = 1 for one-hot targets.
+        per = lse * y_arr.sum(axis=-1) - (logits * y_arr).sum(axis=-1)
+    return _reduce(per, reduction) if per.ndim else per
+
+
+LOSSES = {"squared_error": squared_error, "cross_entropy": cross_entropy}
+
+
+def _target_array(y, like: Tensor, name: str) -> np.ndarray:
+    arr = y.data if isinstance(y, Tensor) else np.asarray(y, dtype=like.dtype)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
+    return arr

@@ -1,0 +1,124 @@
+"""Check the tape's gradients against finite differences.
+
+Tolerance policy.  Central differences in float64 with step ε have truncation
+error O(ε² f''') and rounding error O(u/ε) with u = 2⁻⁵² ≈ 2.2e-16, so at
+ε = 1e-6 both are about 1e-10 relative: ``rtol=1e-5, atol=1e-8`` leaves five
+orders of margin.  The finite differences are always taken in float64 (on a
+float64 copy of each input); a float32 function is compared with the float32
+policy of :func:`tolerances`, since its own rounding (≈ 6e-8) dominates.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["gradcheck", "directional_check", "GradcheckError", "tolerances"]
+
+
+class GradcheckError(AssertionError):
+    """The tape's gradient disagrees with finite differences."""
+
+
+def tolerances(dtype) -> dict:
+    """(rtol, atol) for comparing a tape gradient computed in ``dtype`` with float64 differences."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return {"rtol": 2e-3, "atol": 2e-4}
+    return {"rtol": 1e-5, "atol": 1e-8}
+
+
+def _prepare(inputs):
+    tensors = []
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            x = Tensor(x, requires_grad=True)
+        if x.dtype.kind != "f":
+            raise TypeError(f"inputs[{i}]: expected a float tensor, got dtype {x.dtype}")
+        tensors.append(x)
+    return tensors
+
+
+def _tape_grads(f, tensors, upstream):
+    leaves = [Tensor(t.data.copy(), requires_grad=True) for t in tensors]
+    out = f(*leaves)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"f: expected f to return a Tensor, got {type(out).__name__}")
+    if upstream is None:
+        upstream = np.ones_like(out.data)
+    out.backward(upstream)
+    return [np.zeros_like(l.data) if l.grad is None else l.grad for l in leaves], out.data, upstream
+
+
+def _scalar(f, arrays, upstream):
+    """⟨u, f(x)⟩ in float64: the scalar whose gradient the tape computed."""
+    out = f(*[Tensor(a) for a in arrays])
+    return float(np.sum(np.asarray(out.data, dtype=np.float64) * upstream))
+
+
+def gradcheck(f: Callable[..., Tensor], *inputs, eps: float = 1e-6, rtol: float | None = None,
+              atol: float | None = None, upstream=None, seed: int = 0) -> bool:
+    """Compare the tape's gradient of ⟨u, f(inputs)⟩ with central differences, entry by entry.
+
+    ``u`` is a random upstream gradient (drawn from ``seed``) unless given, so
+    a vjp that is only right for u = 1 still fails.  On a mismatch raises
+    :class:`GradcheckError` naming the input, the index, both values and the error.
+    """
+    tensors = _prepare(inputs)
+    tol = tolerances(tensors[0].dtype if tensors else np.float64)
+    rtol = tol["rtol"] if rtol is None else rtol
+    atol = tol["atol"] if atol is None else atol
+    if upstream is None:
+        probe = f(*[Tensor(t.data) for t in tensors])
+        upstream = np.random.default_rng(seed).standard_normal(probe.shape).astype(probe.dtype)
+    grads, _, upstream = _tape_grads(f, tensors, upstream)
+    u64 = np.asarray(upstream, dtype=np.float64)
+    base = [t.data.astype(np.float64) for t in tensors]
+    for i, t in enumerate(tensors):
+        for idx in np.ndindex(t.shape):
+            plus = [a.copy() for a in base]
+            minus = [a.copy() for a in base]
+            plus[i][idx] += eps
+            minus[i][idx] -= eps
+            fp = _scalar(f, plus, u64)
+            fm = _scalar(f, minus, u64)
+            numeric = (fp - fm) / (2 * eps)
+            analytic = float(grads[i][idx])
+            err = abs(analytic - numeric)
+            if not err <= atol + rtol * abs(numeric):
+                raise GradcheckError(
+                    f"gradcheck: input {i}, index {idx}: tape gradient {analytic!r} vs finite difference "
+                    f"{numeric!r} (abs error {err:.3g} > atol {atol:g} + rtol {rtol:g} * |fd|)")
+    return True
+
+
+def directional_check(f: Callable[..., Tensor], *inputs, eps: float = 1e-6, rtol: float | None = None,
+                      atol: float | None = None, n_directions: int = 3, seed: int = 0) -> bool:
+    """Random-direction check that scales to large inputs: ⟨v, ∇⟨u, f⟩⟩ vs (F(x + εv) − F(x − εv)) / 2ε.
+
+    Costs two evaluations of f per direction instead of two per entry.
+    """
+    tensors = _prepare(inputs)
+    tol = tolerances(tensors[0].dtype if tensors else np.float64)
+    rtol = tol["rtol"] if rtol is None else rtol
+    atol = tol["atol"] if atol is None else atol
+    rng = np.random.default_rng(seed)
+    probe = f(*[Tensor(t.data) for t in tensors])
+    upstream = rng.standard_normal(probe.shape).astype(probe.dtype)
+    grads, _, _ = _tape_grads(f, tensors, upstream)
+    u64 = np.asarray(upstream, dtype=np.float64)
+    base = [t.data.astype(np.float64) for t in tensors]
+    for d in range(n_directions):
+        vs = [rng.standard_normal(a.shape) for a in base]
+        analytic = float(sum(np.sum(v * g) for v, g in zip(vs, grads)))
+        fp = _scalar(f, [a + eps * v for a, v in zip(base, vs)], u64)
+        fm = _scalar(f, [a - eps * v for a, v in zip(base, vs)], u64)
+        numeric = (fp - fm) / (2 * eps)
+        err = abs(analytic - numeric)
+        if not err <= atol + rtol * abs(numeric):
+            raise GradcheckError(
+                f"directional_check: direction {d}: tape {analytic!r} vs finite difference {numeric!r} "
+                f"(abs error {err:.3g} > atol {atol:g} + rtol {rtol:g} * |fd|)")
+    return True

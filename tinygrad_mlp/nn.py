@@ -1,0 +1,203 @@
+"""Layers and the MLP, in the practical's notation.
+
+Layer l computes z^[l] = W^[l] h^[l−1] + b^[l] and h^[l] = g(z^[l]), with
+W^[l] of shape (out, in) and h^[0] = x.  A batch holds one example per row,
+so there z^[l] = h^[l−1] W^[l]ᵀ + b^[l], row by row the same equation.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import functional as F
+from .init import as_initializer
+from .tensor import Tensor, _new
+
+__all__ = ["Linear", "MLP", "as_tensor"]
+
+
+def as_tensor(x: Any, name: str, dtype=np.float64) -> Tensor:
+    """Turn user input into a float tensor, checking it at the boundary."""
+    if isinstance(x, Tensor):
+        arr = x.data
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{name}: expected float data, got dtype {arr.dtype}")
+    else:
+        try:
+            arr = np.asarray(x, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}: expected numeric array-like data, got {type(x).__name__} ({e})") from None
+        x = _new(arr)
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected non-empty data, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+    return x
+
+
+class Linear:
+    """z = W h + b with W of shape (out_features, in_features): the practical's W^[l], b^[l]."""
+
+    def __init__(self, in_features: int, out_features: int, weight_init="glorot_uniform",
+                 bias_init="zeros", rng: np.random.Generator | None = None, dtype=np.float64) -> None:
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        rng = rng if rng is not None else np.random.default_rng()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        w = as_initializer(weight_init, "weight_init")((self.out_features, self.in_features), rng, dtype)
+        b = as_initializer(bias_init, "bias_init")((self.out_features,), rng, dtype)
+        self.W = Tensor(w, requires_grad=True)
+        self.b = Tensor(b, requires_grad=True)
+
+    def __call__(self, h: Tensor) -> Tensor:
+        if h.ndim == 1:
+            return self.W @ h + self.b
+        return h @ self.W.T + self.b
+
+    def parameters(self) -> list[Tensor]:
+        return [self.W, self.b]
+
+    def __repr__(self) -> str:
+        return f"Linear(in_features={self.in_features}, out_features={self.out_features})"
+
+
+class MLP:
+    """A multilayer perceptron in one line: ``MLP([4, 4, 3, 3], hidden="tanh", output="identity")``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Units per layer, input first: [d₀, d₁, …, d_L].
+    hidden : {"tanh", "sigmoid", "relu", "identity"}
+        g of the hidden layers 1..L−1.
+    output : {"identity", "softmax", "sigmoid"}
+        g of the output layer L.
+    weight_init, bias_init : number, callable or name
+        A number means every entry equals it (the practical's 0.1).
+    seed : int or numpy.random.Generator, optional
+        Seeds the random initialisers, so runs repeat exactly.
+    dtype : float64 (default) or float32
+    """
+
+    def __init__(self, sizes: Sequence[int], hidden: str = "tanh", output: str = "identity",
+                 weight_init="glorot_uniform", bias_init="zeros", seed=None, dtype=np.float64) -> None:
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            raise ValueError(f"sizes: expected a list of at least two layer sizes (input first), got {sizes!r}")
+        if hidden not in F.ACTIVATIONS:
+            raise ValueError(f"hidden: expected one of {sorted(F.ACTIVATIONS)}, got {hidden!r}")
+        if output not in F.OUTPUTS:
+            raise ValueError(f"output: expected one of {sorted(F.OUTPUTS)}, got {output!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"dtype: expected float64 or float32, got {dtype}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.sizes = [int(s) if isinstance(s, numbers.Integral) and not isinstance(s, bool) else s for s in sizes]
+        self.hidden, self.output, self.dtype = hidden, output, dtype
+        self.layers = [Linear(i, o, weight_init, bias_init, rng, dtype)
+                       for i, o in zip(self.sizes[:-1], self.sizes[1:])]
+        self._g = F.ACTIVATIONS[hidden]
+        self._g_out = F.OUTPUTS[output]
+
+    @property
+    def n_layers(self) -> int:
+        """L, the number of weight layers."""
+        return len(self.layers)
+
+    def _input(self, x) -> Tensor:
+        x = as_tensor(x, "x", self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.sizes[0]:
+            raise ValueError(f"x: expected {self.sizes[0]} features, as a vector ({self.sizes[0]},) or a batch "
+                             f"(n, {self.sizes[0]}), got shape {x.shape}")
+        return x
+
+    def logits(self, x) -> Tensor:
+        """z^[L], the output layer's pre-activation."""
+        h = self._input(x)
+        g = self._g
+        last = len(self.layers) - 1
+        for l, layer in enumerate(self.layers):
+            z = layer(h)
+            if l == last:
+                return z
+            h = g(z)
+        raise AssertionError("unreachable")
+
+    def __call__(self, x) -> Tensor:
+        """h^[L] = g_out(z^[L]): the network's output ŷ (or p for softmax)."""
+        return self._g_out(self.logits(x))
+
+    forward = __call__
+
+    def trace(self, x) -> tuple[list[Tensor], list[Tensor]]:
+        """Forward pass keeping every z^[l] and h^[l] (l = 1..L), each with ``retain_grad()``.
+
+        After a backward, ``z[l].grad`` is δ^[l+1] = ∂L/∂z^[l+1] and ``h[l].grad`` is ∂L/∂h^[l+1].
+        """
+        h = self._input(x)
+        zs, hs = [], []
+        for l, layer in enumerate(self.layers):
+            z = layer(h).retain_grad()
+            g = self._g_out if l == len(self.layers) - 1 else self._g
+            h = g(z)
+            if h is z:  # identity: give h its own node so both gradients can be read
+                h = z + 0.0
+            h.retain_grad()
+            zs.append(z)
+            hs.append(h)
+        return zs, hs
+
+    def loss(self, x, y, loss: str = "cross_entropy", reduction: str = "sum") -> Tensor:
+        """The training loss of a batch (or one example).
+
+        ``cross_entropy`` is taken on the softmax of z^[L] (the output must be
+        softmax); ``squared_error`` on h^[L] = ŷ.
+        """
+        if loss == "cross_entropy":
+            if self.output != "softmax":
+                raise ValueError(f"loss: cross_entropy needs output='softmax', this network's output is {self.output!r}")
+            return F.cross_entropy(self.logits(x), y, reduction)
+        if loss == "squared_error":
+            return F.squared_error(self(x), y, reduction)
+        raise ValueError(f"loss: expected one of {sorted(F.LOSSES)}, got {loss!r}")
+
+    def parameters(self) -> list[Tensor]:
+        """[W^[1], b^[1], …, W^[L], b^[L]]."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters, keyed ``W1, b1, …, WL, bL`` (1-based, as in the practical)."""
+        out = {}
+        for l, layer in enumerate(self.layers, 1):
+            out[f"W{l}"] = layer.W.data.copy()
+            out[f"b{l}"] = layer.b.data.copy()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy parameters in; every key must be present with this network's shapes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict of arrays, got {type(state).__name__}")
+        expected = {f"{k}{l}": getattr(layer, k) for l, layer in enumerate(self.layers, 1) for k in ("W", "b")}
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        if missing or extra:
+            raise ValueError(f"state: expected keys {sorted(expected)}, missing {missing}, unexpected {extra}")
+        new = {}
+        for k, t in expected.items():
+            arr = np.asarray(state[k])
+            if arr.shape != t.shape:
+                raise ValueError(f"state[{k!r}]: expected shape {t.shape}, got {arr.shape}")
+            if arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
+                raise ValueError(f"state[{k!r}]: expected finite numbers, got dtype {arr.dtype}")
+            new[k] = arr
+        for k, t in expected.items():  # only after every entry passed, so a bad dict changes nothing
+            t.data[...] = new[k]
+
+    def __repr__(self) -> str:
+        return f"MLP({self.sizes}, hidden={self.hidden!r}, output={self.output!r})"

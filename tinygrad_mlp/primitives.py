@@ -1,0 +1,388 @@
+"""The primitive ops: each one's forward and vector-Jacobian product, side by side.
+
+Every primitive is a class with two static methods, in plain NumPy:
+
+* ``forward(*arrays, *args) -> (out, ctx)`` computes the output and keeps in
+  ``ctx`` exactly what the backward pass needs;
+* ``vjp(g, ctx) -> tuple`` maps the upstream gradient ``g = ∂L/∂out`` to one
+  gradient ``∂L/∂input`` per array input (in input order).
+
+Notation follows the practical: for ``out = f(x)`` and a scalar loss ``L``,
+``∂L/∂x = (∂out/∂x)ᵀ ∂L/∂out``.  Elementwise ops broadcast as NumPy does, so
+their vjp sums each gradient back to its input's shape (:func:`unbroadcast`).
+
+The table :data:`PRIMITIVES` maps names to classes; the tape records the class,
+and a compiled replay (``tinygrad_mlp.compiled``) looks them up by name.
+Composite ops (softmax, log_softmax, the losses) are *not* primitives: they are
+written from these in :mod:`tinygrad_mlp.functional`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["PRIMITIVES", "unbroadcast"]
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = g.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
+
+
+def _shape(x):
+    # Python scalars are constants without a shape; their gradient is never used.
+    return getattr(x, "shape", ())
+
+
+class Primitive:
+    """Base class: a namespace for one op's forward and vjp."""
+
+    name = "?"
+    nin = 1  # number of array inputs
+
+
+class Add(Primitive):
+    """out = a + b.   ∂L/∂a = g,  ∂L/∂b = g (each summed back to its shape)."""
+
+    name, nin = "add", 2
+
+    @staticmethod
+    def forward(a, b):
+        return a + b, (_shape(a), _shape(b))
+
+    @staticmethod
+    def vjp(g, ctx):
+        sa, sb = ctx
+        return unbroadcast(g, sa), unbroadcast(g, sb)
+
+
+class Sub(Primitive):
+    """out = a − b.   ∂L/∂a = g,  ∂L/∂b = −g."""
+
+    name, nin = "sub", 2
+
+    @staticmethod
+    def forward(a, b):
+        return a - b, (_shape(a), _shape(b))
+
+    @staticmethod
+    def vjp(g, ctx):
+        sa, sb = ctx
+        return unbroadcast(g, sa), unbroadcast(-g, sb)
+
+
+class Neg(Primitive):
+    """out = −a.   ∂L/∂a = −g."""
+
+    name = "neg"
+
+    @staticmethod
+    def forward(a):
+        return -a, None
+
+    @staticmethod
+    def vjp(g, ctx):
+        return (-g,)
+
+
+class Mul(Primitive):
+    """out = a ⊙ b.   ∂L/∂a = g ⊙ b,  ∂L/∂b = g ⊙ a."""
+
+    name, nin = "mul", 2
+
+    @staticmethod
+    def forward(a, b):
+        return a * b, (a, b)
+
+    @staticmethod
+    def vjp(g, ctx):
+        a, b = ctx
+        return unbroadcast(g * b, _shape(a)), unbroadcast(g * a, _shape(b))
+
+
+class Div(Primitive):
+    """out = a / b.   ∂L/∂a = g / b,  ∂L/∂b = −g ⊙ a / b²."""
+
+    name, nin = "div", 2
+
+    @staticmethod
+    def forward(a, b):
+        out = a / b
+        return out, (a, b, out)
+
+    @staticmethod
+    def vjp(g, ctx):
+        a, b, out = ctx
+        ga = g / b
+        return unbroadcast(ga, _shape(a)), unbroadcast(-ga * out, _shape(b))
+
+
+class Pow(Primitive):
+    """out = aᵖ for a scalar exponent p.   ∂L/∂a = g ⊙ p a^(p−1)."""
+
+    name = "pow"
+
+    @staticmethod
+    def forward(a, p):
+        return a**p, (a, p)
+
+    @staticmethod
+    def vjp(g, ctx):
+        a, p = ctx
+        if p == 2:
+            return (g * (2.0 * a),)
+        return (g * (p * a ** (p - 1)),)
+
+
+class MatMul(Primitive):
+    """out = A B (NumPy ``@`` rules for vectors, matrices and stacks).
+
+    For matrices: ∂L/∂A = g Bᵀ and ∂L/∂B = Aᵀ g.  The practical's
+    ∂L/∂W^[l] = δ^[l] h^[l−1]ᵀ is the matrix·vector case: an outer product.
+    """
+
+    name, nin = "matmul", 2
+
+    @staticmethod
+    def forward(a, b):
+        return a @ b, (a, b)
+
+    @staticmethod
+    def vjp(g, ctx):
+        a, b = ctx
+        if a.ndim == 2 and b.ndim == 1:  # W h: the per-example layer; δ hᵀ is an outer product
+            return g[:, None] * b, a.T @ g
+        if a.ndim == 2 and b.ndim == 2:
+            return g @ b.T, a.T @ g
+        if a.ndim == 1 and b.ndim == 1:
+            return g * b, g * a
+        if a.ndim == 1 and b.ndim == 2:
+            return b @ g, a[:, None] * g
+        # Stacks: promote vectors to matrices, then sum broadcast batch axes away.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g.reshape(np.matmul(a2[..., :1, :], b2[..., :, :1]).shape[:-2] + (a2.shape[-2], b2.shape[-1]))
+        ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+class Tanh(Primitive):
+    """h = tanh(z).   ∂L/∂z = g ⊙ (1 − h²)   (not tanh², as the sheet's derivation ends)."""
+
+    name = "tanh"
+
+    @staticmethod
+    def forward(z):
+        h = np.tanh(z)
+        return h, h
+
+    @staticmethod
+    def vjp(g, h):
+        return (g * (1.0 - h * h),)
+
+
+class Sigmoid(Primitive):
+    """h = σ(z) = 1 / (1 + e^(−z)).   ∂L/∂z = g ⊙ σ(z)(1 − σ(z)).
+
+    Computed as ½(1 + tanh(z/2)), which is the same function but never
+    overflows: σ(±1e3) is exactly 1 or 0 with a zero, finite derivative.
+    """
+
+    name = "sigmoid"
+
+    @staticmethod
+    def forward(z):
+        h = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return h, h
+
+    @staticmethod
+    def vjp(g, h):
+        return (g * (h * (1.0 - h)),)
+
+
+class Relu(Primitive):
+    """h = max(z, 0).   ∂L/∂z = g ⊙ 1[z > 0]   (0 at z = 0)."""
+
+    name = "relu"
+
+    @staticmethod
+    def forward(z):
+        mask = z > 0
+        return z * mask, mask
+
+    @staticmethod
+    def vjp(g, mask):
+        return (g * mask,)
+
+
+class Exp(Primitive):
+    """out = eᶻ.   ∂L/∂z = g ⊙ eᶻ.   Overflows to inf (NumPy's RuntimeWarning) past z ≈ 709.78 in float64."""
+
+    name = "exp"
+
+    @staticmethod
+    def forward(z):
+        out = np.exp(z)
+        return out, out
+
+    @staticmethod
+    def vjp(g, out):
+        return (g * out,)
+
+
+class Log(Primitive):
+    """out = log z.   ∂L/∂z = g / z."""
+
+    name = "log"
+
+    @staticmethod
+    def forward(z):
+        return np.log(z), z
+
+    @staticmethod
+    def vjp(g, z):
+        return (g / z,)
+
+
+class LogSumExp(Primitive):
+    """out = log Σⱼ exp(zⱼ) along ``axis``, shifted by m = max z so no exp overflows.
+
+    out = m + log Σⱼ exp(zⱼ − m).   ∂L/∂zᵢ = g ⊙ exp(zᵢ − out) = g ⊙ softmax(z)ᵢ.
+    """
+
+    name = "logsumexp"
+
+    @staticmethod
+    def forward(z, axis=None, keepdims=False):
+        m = z.max(axis=axis, keepdims=True)
+        if not (math.isfinite(m.item()) if m.size == 1 else np.isfinite(m).all()):
+            m = np.where(np.isfinite(m), m, 0.0)  # an all −inf row would give (−inf) − (−inf) = nan
+        lse = np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
+        lse += m
+        if keepdims:
+            out = lse
+        elif axis is None:
+            out = lse.reshape(())
+        else:
+            out = lse.squeeze(axis)
+        return out, (z, lse, keepdims)
+
+    @staticmethod
+    def vjp(g, ctx):
+        z, lse, keepdims = ctx
+        if not keepdims:
+            g = g.reshape(lse.shape)
+        return (g * np.exp(z - lse),)
+
+
+class Sum(Primitive):
+    """out = Σ z along ``axis``.   ∂L/∂z = g broadcast back to z's shape."""
+
+    name = "sum"
+
+    @staticmethod
+    def forward(z, axis=None, keepdims=False):
+        return z.sum(axis=axis, keepdims=keepdims), (z.shape, axis, keepdims)
+
+    @staticmethod
+    def vjp(g, ctx):
+        shape, axis, keepdims = ctx
+        if not keepdims and axis is not None:
+            g = np.expand_dims(g, axis)
+        return (np.broadcast_to(g, shape),)
+
+
+class Mean(Primitive):
+    """out = (1/n) Σ z along ``axis``, n the number of summed entries.   ∂L/∂z = g / n, broadcast."""
+
+    name = "mean"
+
+    @staticmethod
+    def forward(z, axis=None, keepdims=False):
+        out = z.mean(axis=axis, keepdims=keepdims)
+        n = z.size // max(np.size(out), 1) if z.size else 1
+        return out, (z.shape, axis, keepdims, n)
+
+    @staticmethod
+    def vjp(g, ctx):
+        shape, axis, keepdims, n = ctx
+        if not keepdims and axis is not None:
+            g = np.expand_dims(g, axis)
+        return (np.broadcast_to(g / n, shape),)
+
+
+class Reshape(Primitive):
+    """out = z viewed with a new shape.   ∂L/∂z = g reshaped back."""
+
+    name = "reshape"
+
+    @staticmethod
+    def forward(z, shape):
+        return z.reshape(shape), z.shape
+
+    @staticmethod
+    def vjp(g, shape):
+        return (g.reshape(shape),)
+
+
+class Transpose(Primitive):
+    """out = zᵀ, or z's axes permuted by ``axes``.   ∂L/∂z = g permuted back."""
+
+    name = "transpose"
+
+    @staticmethod
+    def forward(z, axes=None):
+        return np.transpose(z, axes), axes
+
+    @staticmethod
+    def vjp(g, axes):
+        if axes is None:
+            return (np.transpose(g),)
+        return (np.transpose(g, np.argsort(axes)),)
+
+
+class GetItem(Primitive):
+    """out = z[index] (integers, slices, integer arrays).
+
+    ∂L/∂z = a zero array with g scattered into the indexed places; indices that
+    repeat add up (``np.add.at``), as a tensor used twice gets both gradients.
+    """
+
+    name = "getitem"
+
+    @staticmethod
+    def forward(z, index):
+        return z[index], (z.shape, z.dtype, index)
+
+    @staticmethod
+    def vjp(g, ctx):
+        shape, dtype, index = ctx
+        out = np.zeros(shape, dtype=dtype)
+        if _is_basic(index):
+            out[index] = g
+        else:
+            np.add.at(out, index, g)
+        return (out,)
+
+
+def _is_basic(index) -> bool:
+    """Basic indexing (ints and slices) never selects an element twice."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+
+
+PRIMITIVES: dict[str, type[Primitive]] = {
+    p.name: p
+    for p in (Add, Sub, Neg, Mul, Div, Pow, MatMul, Tanh, Sigmoid, Relu, Exp, Log,
+              LogSumExp, Sum, Mean, Reshape, Transpose, GetItem)
+}

@@ -1,0 +1,123 @@
+"""The practical's backpropagation, written by hand in plain NumPy (no Tensor anywhere).
+
+This is the independent path every autograd gradient is checked against.
+For one example x with target y, layers l = 1..L:
+
+forward
+    h^[0] = x,   z^[l] = W^[l] h^[l−1] + b^[l],   h^[l] = g(z^[l])
+output gradient δ^[L] = ∂L/∂z^[L]
+    squared error, identity output:   ŷ − y
+    squared error, sigmoid output:    (ŷ − y) ⊙ σ(z^[L])(1 − σ(z^[L]))
+    cross-entropy, softmax output:    p − y
+backward, l = L..1
+    ∂L/∂W^[l] = δ^[l] h^[l−1]ᵀ,   ∂L/∂b^[l] = δ^[l],   ∂L/∂h^[l−1] = W^[l]ᵀ δ^[l]
+    δ^[l−1] = ∂L/∂h^[l−1] ⊙ g'(z^[l−1])
+derivatives
+    tanh' = 1 − h²  (the sheet's derivation ends at tanh² by mistake),
+    σ' = σ(1 − σ),  relu' = 1[z > 0],  identity' = 1
+A batch sums the per-example gradients (the practical's batch loss is a sum).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["ACTIVATIONS", "OUTPUT_LOSS_PAIRS", "forward", "backward", "batch_backward", "sgd_update"]
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+# name -> (g(z), g'(z) written from h = g(z) and z)
+ACTIVATIONS = {
+    "identity": (lambda z: z, lambda h, z: np.ones_like(z)),
+    "tanh": (np.tanh, lambda h, z: 1.0 - h * h),
+    "sigmoid": (_sigmoid, lambda h, z: h * (1.0 - h)),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda h, z: (z > 0).astype(z.dtype)),
+}
+OUTPUTS = {"identity": lambda z: z, "sigmoid": _sigmoid, "softmax": _softmax}
+OUTPUT_LOSS_PAIRS = {("identity", "squared_error"), ("sigmoid", "squared_error"), ("softmax", "cross_entropy")}
+
+
+def forward(W: Sequence[np.ndarray], b: Sequence[np.ndarray], x: np.ndarray, hidden: str = "tanh",
+            output: str = "identity") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """z^[l] and h^[l] for l = 1..L (lists of length L; h[-1] is the network's output)."""
+    g = ACTIVATIONS[hidden][0]
+    zs, hs = [], []
+    h = np.asarray(x, dtype=np.float64)
+    for l in range(len(W)):
+        z = W[l] @ h + b[l]
+        h = OUTPUTS[output](z) if l == len(W) - 1 else g(z)
+        zs.append(z)
+        hs.append(h)
+    return zs, hs
+
+
+def _loss(out: np.ndarray, y: np.ndarray, loss: str) -> float:
+    if loss == "squared_error":
+        return 0.5 * float(np.sum((out - y) ** 2))
+    return -float(np.sum(y * np.log(out)))
+
+
+def backward(W, b, x, y, hidden: str = "tanh", output: str = "identity", loss: str = "squared_error") -> dict:
+    """Every intermediate of one example's forward and backward pass.
+
+    Returns a dict of per-layer lists (index 0 is layer 1): ``z``, ``h``,
+    ``delta`` (∂L/∂z^[l]), ``dh`` (∂L/∂h^[l]), ``dW``, ``db``; plus ``loss``
+    and ``dx`` (∂L/∂h^[0]).
+    """
+    if (output, loss) not in OUTPUT_LOSS_PAIRS:
+        raise ValueError(f"(output, loss): expected one of {sorted(OUTPUT_LOSS_PAIRS)}, got {(output, loss)}")
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    zs, hs = forward(W, b, x, hidden, output)
+    L = len(W)
+    out = hs[-1]
+    if output == "identity":
+        dh_L = out - y
+        delta = dh_L
+    elif output == "sigmoid":
+        dh_L = out - y
+        delta = dh_L * out * (1.0 - out)
+    else:  # softmax + cross-entropy: ∂L/∂p = −y / p, and δ^[L] = p − y
+        dh_L = -y / out
+        delta = out - y
+    g_prime = ACTIVATIONS[hidden][1]
+    deltas, dhs, dWs, dbs = [None] * L, [None] * L, [None] * L, [None] * L
+    deltas[L - 1], dhs[L - 1] = delta, dh_L
+    dx = None
+    for l in range(L - 1, -1, -1):
+        h_prev = hs[l - 1] if l > 0 else x
+        dWs[l] = np.outer(deltas[l], h_prev)
+        dbs[l] = deltas[l].copy()
+        dh_prev = W[l].T @ deltas[l]
+        if l > 0:
+            dhs[l - 1] = dh_prev
+            deltas[l - 1] = dh_prev * g_prime(hs[l - 1], zs[l - 1])
+        else:
+            dx = dh_prev
+    return {"z": zs, "h": hs, "delta": deltas, "dh": dhs, "dW": dWs, "db": dbs,
+            "loss": _loss(out, y, loss), "dx": dx}
+
+
+def batch_backward(W, b, X, Y, hidden="tanh", output="identity", loss="squared_error") -> dict:
+    """Per-example results (``examples``) and the summed ``dW``, ``db`` and ``loss`` of a batch."""
+    per = [backward(W, b, x, y, hidden, output, loss) for x, y in zip(X, Y)]
+    return {
+        "examples": per,
+        "dW": [sum(r["dW"][l] for r in per) for l in range(len(W))],
+        "db": [sum(r["db"][l] for r in per) for l in range(len(W))],
+        "loss": sum(r["loss"] for r in per),
+    }
+
+
+def sgd_update(W, b, dW, db, lr: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """W^[l] − η ∂L/∂W^[l] and b^[l] − η ∂L/∂b^[l] (new arrays; the inputs are left alone)."""
+    return [w - lr * g for w, g in zip(W, dW)], [c - lr * g for c, g in zip(b, db)]

@@ -1,0 +1,471 @@
+"""The Tensor and its tape.
+
+A :class:`Tensor` wraps an ndarray.  Each primitive applied to a tensor that
+requires grad appends one record to the tape::
+
+    (primitive, parents, weakref(out), ctx, args)
+
+``parents`` are the input Tensors (None for constants), ``ctx`` is what the
+primitive's vjp needs, and ``args`` are its static arguments (axis, exponent,
+index) so that a compiled replay can rerun the forward.
+
+Records are appended in execution order, which is already a topological order
+of the graph: :meth:`Tensor.backward` walks the tape from the loss's record
+back to the start, calls each reached record's vjp once, and accumulates into
+``.grad``.  There is no recursive graph search, so a chain of any length works.
+
+The tape keeps its outputs through weak references and its inputs through
+strong ones.  A graph nobody can reach any more (the loss was dropped without
+a backward) therefore dies with its tensors and is swept off the tape.
+"""
+from __future__ import annotations
+
+import weakref
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+
+from .primitives import (Add, Div, Exp, GetItem, Log, LogSumExp, MatMul, Mean, Mul, Neg, Pow,
+                         Relu, Reshape, Sigmoid, Sub, Sum, Tanh, Transpose)
+
+__all__ = ["Tensor", "no_grad", "is_grad_enabled", "tape_size", "GraphFreedError"]
+
+_TAPE: list = []  # the records, oldest first
+_FREED = object()  # marks a tensor whose record a backward has already consumed
+_grad_enabled = True
+_sweep_at = 10_000  # tape length at which dead records are swept off
+
+
+class GraphFreedError(RuntimeError):
+    """A backward pass needed records that an earlier backward already freed."""
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside :func:`no_grad`."""
+    return _grad_enabled
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Record nothing inside this block (evaluation, parameter updates)."""
+    global _grad_enabled
+    before = _grad_enabled
+    _grad_enabled = False
+    try:
+        yield
+    finally:
+        _grad_enabled = before
+
+
+def tape_size() -> int:
+    """How many records are on the tape now (tests count them to prove they are freed)."""
+    return len(_TAPE)
+
+
+def _sweep() -> None:
+    """Drop records whose output died; walking newest first lets a dead chain die in one pass."""
+    global _sweep_at
+    live = []
+    for rec in reversed(_TAPE):
+        if rec[2]() is not None:
+            live.append(rec)
+    live.reverse()
+    _TAPE[:] = live
+    _sweep_at = max(10_000, 2 * len(_TAPE))
+
+
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _new(data: np.ndarray) -> "Tensor":
+    """Wrap an array the library computed: no validation, no copy."""
+    t = object.__new__(Tensor)
+    t.data = data
+    t.grad = None
+    t.requires_grad = False
+    t._rec = None
+    t._retain = False
+    return t
+
+
+def _record(prim, parents: tuple, out: np.ndarray, ctx: Any, args: tuple = ()) -> "Tensor":
+    t = _new(out)
+    if _grad_enabled:
+        for p in parents:
+            if p is not None and p.requires_grad:
+                t.requires_grad = True
+                rec = (prim, parents, weakref.ref(t), ctx, args)
+                t._rec = rec
+                _TAPE.append(rec)
+                if len(_TAPE) > _sweep_at:
+                    _sweep()
+                break
+    return t
+
+
+def _binary(prim, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
+    if type(b) is Tensor:
+        bt, bd = b, b.data
+    else:
+        if isinstance(b, np.ndarray) or not isinstance(b, (int, float, np.number)):
+            b = _as_operand(b)
+        bt, bd = None, b
+    try:
+        if reverse:
+            out, ctx = prim.forward(bd, a.data)
+            return _record(prim, (bt, a), out, ctx)
+        out, ctx = prim.forward(a.data, bd)
+    except ValueError as e:  # only a failed op pays for the readable message
+        l, r = (np.shape(bd), a.shape) if reverse else (a.shape, np.shape(bd))
+        raise ValueError(f"{prim.name}: operands of shapes {l} and {r} do not broadcast ({e})") from None
+    return _record(prim, (a, bt), out, ctx)
+
+
+def _as_operand(b: Any) -> np.ndarray:
+    if isinstance(b, Tensor):
+        return b.data
+    try:
+        arr = np.asarray(b)
+    except Exception as e:  # ragged lists and the like
+        raise TypeError(f"operand: expected a Tensor, ndarray or number, got {type(b).__name__} ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"operand: expected numeric data, got dtype {arr.dtype}")
+    return arr
+
+
+class Tensor:
+    """An ndarray with an optional gradient, recorded on the tape when it requires grad.
+
+    Parameters
+    ----------
+    data : array_like
+        Lists and Python scalars become float64; float32 and float64 arrays keep
+        their dtype; integer and bool arrays stay integer (targets, indices).
+    requires_grad : bool
+        Record ops on this tensor and give it a ``.grad``; needs a float dtype.
+    dtype : {None, "float64", "float32", ...}
+        Convert to this dtype.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_rec", "_retain", "__weakref__")
+    # ndarray (+-*/@) Tensor must defer to Tensor's reflected operators.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad: expected a bool, got {type(requires_grad).__name__}")
+        try:
+            if dtype is not None:
+                dtype = np.dtype(dtype)
+            if isinstance(data, (np.ndarray, np.generic)):
+                arr = np.array(data, dtype=dtype)
+            else:
+                arr = np.array(data, dtype=dtype if dtype is not None else np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"data: expected a number, a (nested) list of numbers or an ndarray, "
+                f"got {type(data).__name__} ({e})") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"data: expected numeric data, got dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and arr.dtype not in _FLOATS:
+            arr = arr.astype(np.float64)
+        if requires_grad and arr.dtype not in _FLOATS:
+            raise TypeError(
+                f"requires_grad: only float32 or float64 tensors can require grad, got dtype {arr.dtype}")
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._rec = None
+        self._retain = False
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors the user made, False for results of recorded ops."""
+        return self._rec is None
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None and not copy:
+            return self.data
+        return np.array(self.data, dtype=dtype, copy=True if copy else None)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extra = ""
+        if self.data.dtype != np.float64:
+            extra += f", dtype={self.data.dtype}"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    def detach(self) -> "Tensor":
+        """The same data, cut off from the tape."""
+        return _new(self.data)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep ``.grad`` on this intermediate after backward (leaves always keep theirs)."""
+        self._retain = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # --------------------------------------------------------------- operators
+    def __add__(self, o):
+        return _binary(Add, self, o)
+
+    def __radd__(self, o):
+        return _binary(Add, self, o, reverse=True)
+
+    def __sub__(self, o):
+        return _binary(Sub, self, o)
+
+    def __rsub__(self, o):
+        return _binary(Sub, self, o, reverse=True)
+
+    def __mul__(self, o):
+        return _binary(Mul, self, o)
+
+    def __rmul__(self, o):
+        return _binary(Mul, self, o, reverse=True)
+
+    def __truediv__(self, o):
+        return _binary(Div, self, o)
+
+    def __rtruediv__(self, o):
+        return _binary(Div, self, o, reverse=True)
+
+    def __matmul__(self, o):
+        if type(o) is not Tensor:
+            o = _new(_as_operand(o))
+        try:
+            out, ctx = MatMul.forward(self.data, o.data)
+        except ValueError:  # only a failed op pays for the readable message
+            _check_matmul(self.data, o.data)
+            raise
+        return _record(MatMul, (self, o), out, ctx)
+
+    def __rmatmul__(self, o):
+        o = _new(_as_operand(o))
+        return o @ self
+
+    def __pow__(self, p):
+        if isinstance(p, Tensor) or not isinstance(p, (int, float, np.number)):
+            raise TypeError(f"exponent: expected a Python or NumPy scalar, got {type(p).__name__}")
+        out, ctx = Pow.forward(self.data, p)
+        return _record(Pow, (self,), out, ctx, (p,))
+
+    def __neg__(self):
+        out, ctx = Neg.forward(self.data)
+        return _record(Neg, (self,), out, ctx)
+
+    def __getitem__(self, index):
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        try:
+            out, ctx = GetItem.forward(self.data, index)
+        except IndexError as e:
+            raise IndexError(f"index: {e} (tensor shape {self.shape})") from None
+        return _record(GetItem, (self,), out, ctx, (index,))
+
+    # ------------------------------------------------------- elementwise unary
+    def tanh(self) -> "Tensor":
+        out, ctx = Tanh.forward(self.data)
+        return _record(Tanh, (self,), out, ctx)
+
+    def sigmoid(self) -> "Tensor":
+        out, ctx = Sigmoid.forward(self.data)
+        return _record(Sigmoid, (self,), out, ctx)
+
+    def relu(self) -> "Tensor":
+        out, ctx = Relu.forward(self.data)
+        return _record(Relu, (self,), out, ctx)
+
+    def exp(self) -> "Tensor":
+        out, ctx = Exp.forward(self.data)
+        return _record(Exp, (self,), out, ctx)
+
+    def log(self) -> "Tensor":
+        out, ctx = Log.forward(self.data)
+        return _record(Log, (self,), out, ctx)
+
+    # -------------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        axis = _check_axis(axis, self.ndim)
+        out, ctx = Sum.forward(self.data, axis, keepdims)
+        return _record(Sum, (self,), out, ctx, (axis, keepdims))
+
+    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        axis = _check_axis(axis, self.ndim)
+        if self.data.size == 0:
+            raise ValueError("mean: expected a non-empty tensor, got shape " + str(self.shape))
+        out, ctx = Mean.forward(self.data, axis, keepdims)
+        return _record(Mean, (self,), out, ctx, (axis, keepdims))
+
+    def logsumexp(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """log Σ exp along ``axis``, computed stably (see :class:`~tinygrad_mlp.primitives.LogSumExp`)."""
+        axis = _check_axis(axis, self.ndim)
+        if self.data.size == 0:
+            raise ValueError("logsumexp: expected a non-empty tensor, got shape " + str(self.shape))
+        out, ctx = LogSumExp.forward(self.data, axis, keepdims)
+        return _record(LogSumExp, (self,), out, ctx, (axis, keepdims))
+
+    # ------------------------------------------------------------------ shapes
+    def reshape(self, *shape) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        try:
+            out, ctx = Reshape.forward(self.data, shape)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"shape: cannot reshape a tensor of shape {self.shape} into {shape} ({e})") from None
+        return _record(Reshape, (self,), out, ctx, (shape,))
+
+    def transpose(self, *axes) -> "Tensor":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = axes or None
+        if axes is not None and sorted(axes) != list(range(self.ndim)):
+            raise ValueError(f"axes: expected a permutation of {tuple(range(self.ndim))}, got {axes}")
+        out, ctx = Transpose.forward(self.data, axes)
+        return _record(Transpose, (self,), out, ctx, (axes,))
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate ∂self/∂x into ``x.grad`` for every leaf x that requires grad.
+
+        ``grad`` is the upstream gradient ∂L/∂self (defaults to 1 for a
+        scalar).  The tape is walked once, newest record first; records are
+        freed afterwards unless ``retain_graph``.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no recorded ops")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): grad can be omitted only for a scalar, but this tensor has shape {self.shape}; "
+                    "pass grad= of the same shape")
+            g = np.ones_like(self.data)
+        else:
+            g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+            if g.shape != self.shape:
+                raise ValueError(f"grad: expected shape {self.shape}, got {g.shape}")
+        root = self._rec
+        if root is _FREED:
+            raise GraphFreedError(
+                "backward(): the graph behind this tensor was freed by an earlier backward; "
+                "pass retain_graph=True to the first backward to go through it twice")
+        if root is None:  # a leaf: d self / d self = 1
+            self.grad = g if self.grad is None else self.grad + g
+            return
+        _run_backward(root, id(self), g, retain_graph)
+
+
+def _run_backward(root: tuple, root_id: int, g: np.ndarray, retain_graph: bool) -> None:
+    tape = _TAPE
+    i = len(tape) - 1
+    while i >= 0 and tape[i] is not root:  # records newer than the root belong to other graphs
+        i -= 1
+    if i < 0:
+        raise GraphFreedError("backward(): this tensor's record is no longer on the tape")
+    grads = {root_id: g}
+    pop = grads.pop
+    kept = []  # records in the walked stretch that this graph did not reach
+    j = i
+    while grads and j >= 0:  # once nothing is pending, older records cannot be reached
+        rec = tape[j]
+        j -= 1
+        out = rec[2]()
+        if out is None:
+            continue
+        g = pop(id(out), None)
+        if g is None:
+            kept.append(rec)
+            continue
+        if out._retain:
+            out.grad = g if out.grad is None else out.grad + g
+        parents = rec[1]
+        gs = rec[0].vjp(g, rec[3])
+        for k in range(len(parents)):
+            p = parents[k]
+            if p is None or not p.requires_grad:
+                continue
+            gp = gs[k]
+            if p._rec is None:  # a leaf keeps its gradient
+                if p.grad is None:
+                    p.grad = gp if gp.flags.writeable else gp.copy()
+                else:
+                    p.grad = p.grad + gp
+            else:
+                pid = id(p)
+                prev = grads.get(pid)
+                grads[pid] = gp if prev is None else prev + gp
+        if retain_graph:
+            kept.append(rec)
+        else:
+            out._rec = _FREED
+    if grads:
+        # Only a tensor whose record an earlier backward freed can be left over.
+        raise GraphFreedError(
+            "backward(): part of this graph was freed by an earlier backward; "
+            "pass retain_graph=True to the first backward to go through it twice")
+    if not retain_graph:
+        kept.reverse()
+        tape[j + 1:i + 1] = kept
+
+
+def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: expected operands with at least one dimension, got shapes {a.shape} and {b.shape}")
+    ka = a.shape[-1]
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if ka != kb:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not align: "
+            f"{ka} (last axis of the left) != {kb} (the right's {'only' if b.ndim == 1 else 'second-to-last'} axis)")
+
+
+def _check_axis(axis, ndim: int):
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for ax in axes:
+        if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool) or not -ndim <= ax < ndim:
+            raise ValueError(f"axis: expected an int in [-{ndim}, {ndim}) or a tuple of them, got {axis!r}")
+    return axis
