@@ -1,0 +1,288 @@
+"""The practical's exercises: a spec, the built-in questions, and one computed step.
+
+A spec (JSON or a dict) describes one step of the practical::
+
+    {"layers": [4, 4, 3, 3], "hidden": "tanh", "output": "identity", "loss": "squared_error",
+     "weights": 0.1, "biases": 0.1, "learning_rate": 0.1,
+     "examples": [{"x": [1, 0, 1, 0], "y": [0, 1, 0]}]}
+
+One example gives an SGD step; several give one gradient-descent step on
+their summed loss.  :func:`run_step` computes it with the autograd MLP,
+checks every number against the hand-written backprop
+(:mod:`tinygrad_mlp.reference`) and returns them all; a disagreement raises
+:class:`ExerciseMismatchError` instead of returning a result.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import functional as F
+from . import reference
+from .nn import MLP
+from .optim import SGD
+
+__all__ = ["Spec", "SpecError", "ExerciseMismatchError", "BUILTINS", "builtin", "load_spec", "parse_spec",
+           "run_step", "build_model"]
+
+REQUIRED = ("layers", "hidden", "output", "loss", "weights", "biases", "learning_rate", "examples")
+MATCH_RTOL = 1e-10  # autograd vs hand-written: the same arithmetic in another order
+MATCH_ATOL = 1e-12
+
+
+class SpecError(ValueError):
+    """A malformed exercise spec; the message names the field."""
+
+
+class ExerciseMismatchError(RuntimeError):
+    """Autograd and the hand-written backprop disagree: never printed as a result."""
+
+
+@dataclass
+class Spec:
+    """A validated exercise: architecture, parameters, learning rate and examples."""
+
+    layers: list[int]
+    hidden: str
+    output: str
+    loss: str
+    W: list[np.ndarray]  # W^[l], shape (out, in)
+    b: list[np.ndarray]
+    learning_rate: float
+    X: list[np.ndarray]
+    Y: list[np.ndarray]
+    name: str = "spec"
+    title: str = ""
+    source: dict = field(default_factory=dict)
+
+    @property
+    def is_batch(self) -> bool:
+        return len(self.X) > 1
+
+    def to_dict(self) -> dict:
+        return {"layers": list(self.layers), "hidden": self.hidden, "output": self.output, "loss": self.loss,
+                "weights": [w.tolist() for w in self.W], "biases": [c.tolist() for c in self.b],
+                "learning_rate": self.learning_rate,
+                "examples": [{"x": x.tolist(), "y": y.tolist()} for x, y in zip(self.X, self.Y)]}
+
+
+_Q1 = {"layers": [4, 4, 3, 3], "hidden": "tanh", "output": "identity", "loss": "squared_error",
+       "weights": 0.1, "biases": 0.1, "learning_rate": 0.1,
+       "examples": [{"x": [1, 0, 1, 0], "y": [0, 1, 0]}]}
+_SECOND = {"x": [0, 0, 10, 0], "y": [0, 0, 1]}
+_Q2 = dict(_Q1, output="softmax", loss="cross_entropy")
+
+BUILTINS: dict[str, tuple[str, dict]] = {
+    "q1": ("Question 1.1: one SGD step, tanh hidden layers, squared error", _Q1),
+    "q1-batch": ("Question 1.2: one batch gradient-descent step, squared error",
+                 dict(_Q1, examples=_Q1["examples"] + [_SECOND])),
+    "q2": ("Question 2.1: one SGD step, softmax output, cross-entropy", _Q2),
+    "q2-batch": ("Question 2.2: one batch gradient-descent step, cross-entropy",
+                 dict(_Q2, examples=_Q2["examples"] + [_SECOND])),
+}
+
+
+def builtin(name: str) -> Spec:
+    """The sheet's exercise ``q1``, ``q1-batch``, ``q2`` or ``q2-batch``."""
+    if name not in BUILTINS:
+        raise SpecError(f"exercise: expected one of {sorted(BUILTINS)} or a SPEC.json path, got {name!r}")
+    title, raw = BUILTINS[name]
+    spec = parse_spec(raw)
+    spec.name, spec.title = name, title
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a JSON spec file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError(f"spec: cannot read {str(p)!r} ({e.strerror or e})") from None
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"spec: {str(p)!r} is not valid JSON ({e})") from None
+    except ValueError as e:
+        raise SpecError(f"spec: {e}") from None
+    spec = parse_spec(raw)
+    spec.name = p.stem
+    return spec
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in a spec (numbers must be finite)")
+
+
+def _number(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise SpecError(f"{where}: expected a number, got {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise SpecError(f"{where}: expected a finite number, got {v!r}")
+    return v
+
+
+def _vector(v: Any, n: int, where: str) -> np.ndarray:
+    if not isinstance(v, (list, tuple)):
+        raise SpecError(f"{where}: expected a list of {n} numbers, got {v!r}")
+    if len(v) != n:
+        raise SpecError(f"{where}: expected {n} numbers, got {len(v)}")
+    return np.array([_number(e, f"{where}[{i}]") for i, e in enumerate(v)], dtype=np.float64)
+
+
+def _matrix(v: Any, rows: int, cols: int, where: str) -> np.ndarray:
+    if not isinstance(v, (list, tuple)) or len(v) != rows:
+        got = f"{len(v)} rows" if isinstance(v, (list, tuple)) else repr(v)
+        raise SpecError(f"{where}: expected a {rows} x {cols} matrix (out x in, as rows), got {got}")
+    return np.stack([_vector(r, cols, f"{where}[{i}]") for i, r in enumerate(v)])
+
+
+def _choice(raw: dict, key: str, options) -> str:
+    v = raw[key]
+    if v not in options:
+        raise SpecError(f"{key}: expected one of {sorted(options)}, got {v!r}")
+    return v
+
+
+def parse_spec(raw: Any) -> Spec:
+    """Validate a spec dict; every error names its field."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec: expected a JSON object, got {type(raw).__name__}")
+    missing = [k for k in REQUIRED if k not in raw]
+    if missing:
+        raise SpecError(f"{missing[0]}: missing field (a spec needs {', '.join(REQUIRED)})")
+    unknown = sorted(set(raw) - set(REQUIRED))
+    if unknown:
+        raise SpecError(f"{unknown[0]}: unknown field (a spec has {', '.join(REQUIRED)})")
+    layers = raw["layers"]
+    if (not isinstance(layers, list) or len(layers) < 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in layers)):
+        raise SpecError(f"layers: expected a list of at least two positive ints (input first), got {layers!r}")
+    hidden = _choice(raw, "hidden", F.ACTIVATIONS)
+    output = _choice(raw, "output", F.OUTPUTS)
+    loss = _choice(raw, "loss", F.LOSSES)
+    if (output, loss) not in reference.OUTPUT_LOSS_PAIRS:
+        raise SpecError(f"loss: {loss!r} does not go with output {output!r}; expected one of "
+                        f"{sorted(reference.OUTPUT_LOSS_PAIRS)}")
+    L = len(layers) - 1
+    W, b = [], []
+    for key, store in (("weights", W), ("biases", b)):
+        v = raw[key]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            c = _number(v, key)
+            for l in range(L):
+                shape = (layers[l + 1], layers[l]) if key == "weights" else (layers[l + 1],)
+                store.append(np.full(shape, c))
+        elif isinstance(v, list) and len(v) == L:
+            for l in range(L):
+                where = f"{key}[{l}] ({'W' if key == 'weights' else 'b'}^[{l + 1}])"
+                store.append(_matrix(v[l], layers[l + 1], layers[l], where) if key == "weights"
+                             else _vector(v[l], layers[l + 1], where))
+        else:
+            raise SpecError(f"{key}: expected one number for all, or a list of {L} per-layer "
+                            f"{'matrices' if key == 'weights' else 'vectors'}, got {v!r:.80}")
+    lr = _number(raw["learning_rate"], "learning_rate")
+    if lr <= 0:
+        raise SpecError(f"learning_rate: expected a positive number, got {lr!r}")
+    ex = raw["examples"]
+    if not isinstance(ex, list) or not ex:
+        raise SpecError(f"examples: expected a non-empty list of {{'x': [...], 'y': [...]}}, got {ex!r:.80}")
+    X, Y = [], []
+    for i, e in enumerate(ex):
+        if not isinstance(e, dict) or set(e) != {"x", "y"}:
+            raise SpecError(f"examples[{i}]: expected an object with exactly 'x' and 'y', got {e!r:.80}")
+        X.append(_vector(e["x"], layers[0], f"examples[{i}].x"))
+        y = _vector(e["y"], layers[-1], f"examples[{i}].y")
+        if loss == "cross_entropy" and (np.any(y < 0) or not np.isclose(y.sum(), 1.0)):
+            raise SpecError(f"examples[{i}].y: cross-entropy needs a probability vector (one-hot), got {y.tolist()}")
+        Y.append(y)
+    return Spec(list(layers), hidden, output, loss, W, b, lr, X, Y, source=raw)
+
+
+def build_model(spec: Spec) -> MLP:
+    """The spec's network as an autograd :class:`~tinygrad_mlp.nn.MLP` with its parameters."""
+    model = MLP(spec.layers, hidden=spec.hidden, output=spec.output, weight_init="zeros", bias_init="zeros")
+    model.load_state_dict({**{f"W{l + 1}": w for l, w in enumerate(spec.W)},
+                           **{f"b{l + 1}": c for l, c in enumerate(spec.b)}})
+    return model
+
+
+def _lists(arrays) -> list:
+    return [np.asarray(a).tolist() for a in arrays]
+
+
+def _compare(name: str, got, want) -> None:
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=MATCH_RTOL, atol=MATCH_ATOL):
+        raise ExerciseMismatchError(f"{name}: autograd gives {got.tolist()}, the hand-written backprop "
+                                    f"gives {want.tolist()}")
+
+
+def run_step(spec: Spec) -> dict:
+    """One SGD (one example) or batch gradient-descent (several) step, with every intermediate.
+
+    Returns a JSON-ready dict:
+
+    - ``loss``: the total loss; ``learning_rate``;
+    - ``initial``: ``W`` and ``b`` before the step;
+    - ``examples``: per example ``x``, ``y``, ``z``, ``h`` (layers 1..L, ``h[-1]``
+      the output), ``output``, ``loss``, ``dz`` (∂L/∂z^[l] = δ^[l]), ``dh``
+      (∂L/∂h^[l]), ``grad_W``, ``grad_b``;
+    - ``grad_W``, ``grad_b``: the summed gradient; ``W``, ``b``: after the update.
+    """
+    model = build_model(spec)
+    params = model.parameters()
+    examples = []
+    for i, (x, y) in enumerate(zip(spec.X, spec.Y)):
+        model.zero_grad()
+        zs, hs = model.trace(x)
+        loss = (F.cross_entropy(zs[-1], y) if spec.loss == "cross_entropy" else F.squared_error(hs[-1], y))
+        loss.backward()
+        ref = reference.backward(spec.W, spec.b, x, y, spec.hidden, spec.output, spec.loss)
+        rec = {"x": x.tolist(), "y": y.tolist(), "z": _lists(z.data for z in zs), "h": _lists(h.data for h in hs),
+               "output": hs[-1].data.tolist(), "loss": float(loss.data),
+               "dz": _lists(z.grad for z in zs), "dh": _lists(h.grad for h in hs),
+               "grad_W": _lists(p.grad for p in params[0::2]), "grad_b": _lists(p.grad for p in params[1::2])}
+        for key, rkey in (("z", "z"), ("h", "h"), ("dz", "delta"), ("grad_W", "dW"), ("grad_b", "db")):
+            for l in range(len(spec.W)):
+                _compare(f"examples[{i}].{key}[{l}]", rec[key][l], ref[rkey][l])
+        # ∂L/∂p for softmax + cross-entropy is −y/p, which the autograd graph never forms
+        # (it differentiates logsumexp directly); the hand-written value is reported.
+        for l in range(len(spec.W)):
+            if not (spec.output == "softmax" and l == len(spec.W) - 1):
+                _compare(f"examples[{i}].dh[{l}]", rec["dh"][l], ref["dh"][l])
+        rec["dh"][-1] = ref["dh"][-1].tolist()
+        _compare(f"examples[{i}].loss", rec["loss"], ref["loss"])
+        examples.append(rec)
+    # The step itself: one backward of the summed loss, one SGD update.
+    model.zero_grad()
+    X, Y = np.stack(spec.X), np.stack(spec.Y)
+    total = model.loss(X, Y, spec.loss, reduction="sum")
+    total.backward()
+    grad_W = _lists(p.grad for p in params[0::2])
+    grad_b = _lists(p.grad for p in params[1::2])
+    ref = reference.batch_backward(spec.W, spec.b, spec.X, spec.Y, spec.hidden, spec.output, spec.loss)
+    for l in range(len(spec.W)):
+        _compare(f"grad_W[{l}]", grad_W[l], ref["dW"][l])
+        _compare(f"grad_b[{l}]", grad_b[l], ref["db"][l])
+    SGD(params, lr=spec.learning_rate).step()
+    W_new, b_new = reference.sgd_update(spec.W, spec.b, ref["dW"], ref["db"], spec.learning_rate)
+    for l in range(len(spec.W)):
+        _compare(f"W[{l}]", model.layers[l].W.data, W_new[l])
+        _compare(f"b[{l}]", model.layers[l].b.data, b_new[l])
+    return {
+        "name": spec.name, "title": spec.title,
+        "layers": list(spec.layers), "hidden": spec.hidden, "output": spec.output, "loss_name": spec.loss,
+        "learning_rate": spec.learning_rate,
+        "initial": {"W": _lists(spec.W), "b": _lists(spec.b)},
+        "loss": float(total.data), "examples": examples,
+        "grad_W": grad_W, "grad_b": grad_b,
+        "W": _lists(layer.W.data for layer in model.layers), "b": _lists(layer.b.data for layer in model.layers),
+    }
