@@ -89,7 +89,7 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got {y}")
         return lse - logits[int(y)]
     y_arr = y.data if isinstance(y, Tensor) else np.asarray(y)
-    if y_arr.dtype.kind in "iub" and y_arr.shape == logits.shape[:-1]:
+    if y_arr.dtype.kind in "iu" and y_arr.shape == logits.shape[:-1]:
         if y_arr.size and (y_arr.min() < 0 or y_arr.max() >= n_classes):
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got values from "
                              f"{y_arr.min()} to {y_arr.max()}")
@@ -112,4 +112,6 @@ def _target_array(y, like: Tensor, name: str) -> np.ndarray:
     arr = y.data if isinstance(y, Tensor) else np.asarray(y, dtype=like.dtype)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: expected finite targets, got NaN or infinity")
     return arr

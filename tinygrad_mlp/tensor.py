@@ -378,7 +378,7 @@ class Tensor:
             raise RuntimeError("backward(): this tensor does not require grad and has no recorded ops")
         if grad is None:
             if self.data.size != 1:
-                raise RuntimeError(
+                raise ValueError(
                     f"backward(): grad can be omitted only for a scalar, but this tensor has shape {self.shape}; "
                     "pass grad= of the same shape")
             g = np.ones_like(self.data)

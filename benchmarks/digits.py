@@ -1,0 +1,16 @@
+"""The practical's Question 3 benchmark: ``python benchmarks/digits.py --help``.
+
+A thin wrapper: everything lives in :mod:`tinygrad_mlp.digits`, which
+``python -m tinygrad_mlp digits`` runs as well.
+"""
+import sys
+from pathlib import Path
+
+try:
+    from tinygrad_mlp.digits import main
+except ImportError:  # run from a checkout that is not pip-installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tinygrad_mlp.digits import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,739 @@
+"""Question 3 of the practical, run exactly, next to every system a user might pick instead.
+
+The practical: load scikit-learn's 8×8 digits (1797 images, 10 classes), split
+``train_test_split(X, y, test_size=0.2, random_state=42)``, and train an MLP
+with one hidden layer of 50 units for 100 epochs of per-example SGD with
+η = 0.001; then compare with scikit-learn's MLP.  The network, in the
+practical's notation (x = the 64 raw pixel values 0..16, or /16 with ``--scale``)::
+
+    z^[1] = W^[1] x + b^[1],   h^[1] = tanh(z^[1]),   z^[2] = W^[2] h^[1] + b^[2]
+    p = softmax(z^[2]),   L = −log p_y,   δ^[2] = p − y,   δ^[1] = W^[2]ᵀ δ^[2] ⊙ (1 − (h^[1])²)
+    W^[l] ← W^[l] − η δ^[l] h^[l−1]ᵀ,   b^[l] ← b^[l] − η δ^[l]
+
+Every system is measured in the same process on the same split: train and
+test accuracy, wall seconds of the fit alone (no evaluation), and µs per
+parameter update.  Systems are a registry (:data:`SYSTEMS`, name -> runner),
+so adding a row is writing one function.  The tinygrad_mlp run, the
+hand-written backprop and PyTorch start from the same initial weights and
+visit the examples in the same order, so their final weights agree to
+rounding; with ``--init sklearn`` scikit-learn's SGD row does too.
+
+Run it as ``python -m tinygrad_mlp digits --help`` (or ``python benchmarks/digits.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .nn import MLP
+from .sklearn_compat import as_random_state, sklearn_epoch_order, sklearn_init
+from .training import accuracy, predict, progress_bar, train
+
+__all__ = ["Config", "Data", "Setup", "Result", "Report", "SYSTEMS", "system", "load_data", "make_setup",
+           "build_model", "run_benchmark", "confusion_matrix", "main", "WEIGHT_TOLERANCE"]
+
+WEIGHT_TOLERANCE = 1e-9  # autograd vs hand-written: the same arithmetic, rounded in another order
+INITS = ("glorot", "sklearn")
+N_CLASSES = 10
+
+
+# ---------------------------------------------------------------------------- configuration
+@dataclass
+class Config:
+    """One benchmark run.  Defaults are the practical's Question 3."""
+
+    epochs: int = 100
+    lr: float = 0.001
+    hidden: int = 50
+    seed: int = 0
+    init: str = "glorot"  # "glorot": U(±sqrt(6/(fan_in+fan_out))) from Generator(seed), zero biases
+    scale: bool = False  # divide the pixels by 16
+    only: tuple | None = None  # system names to run (None: all)
+    quiet: bool = False
+
+
+@dataclass
+class Data:
+    """The practical's split; ``images_*`` are the 8×8 pictures of the same rows."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    images_train: np.ndarray
+    images_test: np.ndarray
+
+
+@dataclass
+class Setup:
+    """What the systems that can take them share: data, initial weights and every epoch's order."""
+
+    config: Config
+    data: Data
+    initial: dict  # W1, b1, W2, b2 with W^[l] of shape (out, in)
+    orders: list  # orders[e]: the example indices of epoch e
+
+
+@dataclass
+class Result:
+    """One row of the table.  ``status`` is "ok", "not installed", "not available" or "error: ..."."""
+
+    name: str
+    label: str
+    status: str = "ok"
+    train_accuracy: float | None = None
+    test_accuracy: float | None = None
+    seconds: float | None = None  # wall time of the fit alone
+    cpu_seconds: float | None = None  # this process's CPU time over the fit (steadier on a busy machine)
+    steps: int | None = None
+    epochs: int | None = None
+    loss_curve: list = field(default_factory=list)  # mean per-example training loss per epoch
+    test_curve: list = field(default_factory=list)  # test accuracy after each epoch
+    weights: dict | None = None  # final W1, b1, W2, b2 in our layout, where comparable
+    test_predictions: np.ndarray | None = None
+    model: object = None
+    note: str = ""
+
+    @property
+    def us_per_step(self) -> float | None:
+        if self.seconds is None or not self.steps:
+            return None
+        return self.seconds / self.steps * 1e6
+
+    def to_json(self, baseline: float | None) -> dict:
+        rel = self.seconds / baseline if self.seconds is not None and baseline else None
+        return {"name": self.name, "label": self.label, "status": self.status,
+                "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
+                "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "us_per_step": self.us_per_step,
+                "steps": self.steps, "epochs": self.epochs, "time_vs_tinygrad_mlp": rel,
+                "loss_curve": list(self.loss_curve), "test_curve": list(self.test_curve), "note": self.note}
+
+
+class Unavailable(Exception):
+    """A runner's optional dependency is missing; the row shows ``status``."""
+
+    def __init__(self, status: str, note: str = "") -> None:
+        super().__init__(status)
+        self.status, self.note = status, note
+
+
+# ------------------------------------------------------------------------------ data & start
+def load_data(scale: bool = False) -> Data:
+    """``load_digits`` split by ``train_test_split(X, y, test_size=0.2, random_state=42)``."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    X = d.data.astype(np.float64) / 16.0 if scale else d.data.astype(np.float64)
+    # An extra array rides along the same permutation, so the split is the practical's.
+    X_train, X_test, y_train, y_test, im_train, im_test = train_test_split(
+        X, d.target, d.images, test_size=0.2, random_state=42)
+    return Data(X_train, X_test, y_train.astype(np.int64), y_test.astype(np.int64), im_train, im_test)
+
+
+def make_setup(config: Config, data: Data | None = None) -> Setup:
+    """Draw the initial weights and all epoch orders once, for every system to share.
+
+    ``glorot``: ``Generator(seed)`` draws W^[1], W^[2] (Glorot uniform; zero
+    biases), then one permutation per epoch.  ``sklearn``: scikit-learn's
+    ``RandomState(seed)`` draws, in its order (weights, then the cumulative
+    per-epoch shuffles), so scikit-learn's SGD row retraces our run.
+    """
+    data = data if data is not None else load_data(config.scale)
+    n = len(data.X_train)
+    sizes = [data.X_train.shape[1], config.hidden, N_CLASSES]
+    if config.init == "glorot":
+        rng = np.random.default_rng(config.seed)
+        model = MLP(sizes, hidden="tanh", output="softmax", seed=rng)
+        orders = [rng.permutation(n) for _ in range(config.epochs)]
+    elif config.init == "sklearn":
+        rs = as_random_state(config.seed)
+        model = MLP(sizes, hidden="tanh", output="softmax", seed=0)
+        sklearn_init(model, rs)
+        orders, idx = [], np.arange(n)
+        for _ in range(config.epochs):
+            idx = sklearn_epoch_order(idx, rs)
+            orders.append(idx)
+    else:
+        raise ValueError(f"init: expected one of {INITS}, got {config.init!r}")
+    return Setup(config, data, model.state_dict(), orders)
+
+
+def build_model(setup: Setup) -> MLP:
+    """A fresh MLP holding the shared initial weights."""
+    sizes = [setup.data.X_train.shape[1], setup.config.hidden, N_CLASSES]
+    model = MLP(sizes, hidden="tanh", output="softmax", seed=0)
+    model.load_state_dict(setup.initial)
+    return model
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int = N_CLASSES) -> np.ndarray:
+    """C[i, j] = how many examples of class i were predicted as j."""
+    C = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(C, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return C
+
+
+# ---------------------------------------------------------------------------------- registry
+@dataclass
+class System:
+    name: str
+    label: str
+    run: Callable[[Setup], Result]
+
+
+SYSTEMS: dict[str, System] = {}
+
+
+def system(name: str, label: str):
+    """Register ``fn(setup) -> Result`` as a row; rows print in registration order."""
+
+    def deco(fn):
+        SYSTEMS[name] = System(name, label, fn)
+        return fn
+
+    return deco
+
+
+def _progress(setup: Setup, label: str):
+    return None if setup.config.quiet else progress_bar(setup.config.epochs, label)
+
+
+def _say(setup: Setup, text: str) -> None:
+    if not setup.config.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _np_accuracy(W, b, X, y) -> tuple[float, np.ndarray]:
+    h = np.tanh(X @ W[0].T + b[0])
+    pred = (h @ W[1].T + b[1]).argmax(axis=1)
+    return float(np.mean(pred == y)), pred
+
+
+def _sk_weights(clf) -> dict:
+    return {"W1": clf.coefs_[0].T.copy(), "b1": clf.intercepts_[0].copy(),
+            "W2": clf.coefs_[1].T.copy(), "b2": clf.intercepts_[1].copy()}
+
+
+@system("tinygrad_mlp", "tinygrad_mlp (autograd, per-example SGD)")
+def run_tinygrad(setup: Setup) -> Result:
+    c, d = setup.config, setup.data
+    model = build_model(setup)
+    orders = setup.orders
+    cpu = time.process_time()
+    hist = train(model, d.X_train, d.y_train, epochs=c.epochs, lr=c.lr, order=orders.__getitem__,
+                 X_val=d.X_test, y_val=d.y_test, progress=not c.quiet, desc="tinygrad_mlp")
+    cpu = time.process_time() - cpu
+    pred = predict(model, d.X_test)
+    return Result("tinygrad_mlp", SYSTEMS["tinygrad_mlp"].label,
+                  train_accuracy=accuracy(model, d.X_train, d.y_train), test_accuracy=float(np.mean(pred == d.y_test)),
+                  seconds=hist.seconds, cpu_seconds=cpu, steps=hist.steps, epochs=hist.epochs,
+                  loss_curve=hist.loss, test_curve=hist.val_accuracy, weights=model.state_dict(),
+                  test_predictions=pred, model=model)
+
+
+@system("reference", "hand-written backprop (NumPy loop)")
+def run_reference(setup: Setup) -> Result:
+    """The baseline for speed: the practical's equations as a user would loop them in NumPy."""
+    c, d = setup.config, setup.data
+    W1, b1, W2, b2 = (setup.initial[k].copy() for k in ("W1", "b1", "W2", "b2"))
+    rows, labels, lr = list(d.X_train), d.y_train.tolist(), c.lr
+    n = len(rows)
+    seconds = cpu = 0.0
+    losses, test_curve = [], []
+    bar = _progress(setup, "hand-written")
+    for order in setup.orders:
+        total = 0.0
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in order.tolist():
+            x, t = rows[i], labels[i]
+            h = np.tanh(W1 @ x + b1)  # h^[1] = tanh(W^[1] x + b^[1])
+            z = W2 @ h + b2  # z^[2]
+            m = z.max()
+            e = np.exp(z - m)
+            s = e.sum()
+            total += math.log(s) - (z[t] - m)  # L = log Σ exp z − z_y
+            p = e / s  # softmax
+            p[t] -= 1.0  # δ^[2] = p − y
+            d1 = (W2.T @ p) * (1.0 - h * h)  # δ^[1] = W^[2]ᵀ δ^[2] ⊙ (1 − h²), with the old W^[2]
+            W2 -= lr * np.outer(p, h)
+            b2 -= lr * p
+            W1 -= lr * np.outer(d1, x)
+            b1 -= lr * d1
+        seconds += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        losses.append(total / n)
+        test_curve.append(_np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)[0])
+        if bar is not None:
+            bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    train_acc = _np_accuracy((W1, W2), (b1, b2), d.X_train, d.y_train)[0]
+    test_acc, pred = _np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)
+    return Result("reference", SYSTEMS["reference"].label, train_accuracy=train_acc, test_accuracy=test_acc,
+                  seconds=seconds, cpu_seconds=cpu, steps=n * len(setup.orders), epochs=len(setup.orders),
+                  loss_curve=losses, test_curve=test_curve, weights={"W1": W1, "b1": b1, "W2": W2, "b2": b2},
+                  test_predictions=pred)
+
+
+def _fit_sklearn(setup: Setup, clf, name: str) -> Result:
+    from sklearn.exceptions import ConvergenceWarning
+
+    d = setup.data
+    _say(setup, f"{SYSTEMS[name].label}: fitting ...")
+    with warnings.catch_warnings():
+        # max_iter is reached on purpose: the practical asks for exactly this many epochs.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t0, c0 = time.perf_counter(), time.process_time()
+        clf.fit(d.X_train, d.y_train)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = len(d.X_train)
+    batch = min(200, n) if clf.batch_size == "auto" else int(np.clip(clf.batch_size, 1, n))
+    pred = clf.predict(d.X_test)
+    return Result(name, SYSTEMS[name].label, train_accuracy=float(clf.score(d.X_train, d.y_train)),
+                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
+                  steps=clf.n_iter_ * -(-n // batch), epochs=clf.n_iter_, loss_curve=list(clf.loss_curve_),
+                  weights=_sk_weights(clf), test_predictions=pred, model=clf)
+
+
+@system("sklearn_sgd", "scikit-learn MLPClassifier, SGD as the practical")
+def run_sklearn_sgd(setup: Setup) -> Result:
+    from sklearn.neural_network import MLPClassifier
+
+    c = setup.config
+    clf = MLPClassifier(hidden_layer_sizes=(c.hidden,), activation="tanh", solver="sgd", batch_size=1,
+                        learning_rate="constant", learning_rate_init=c.lr, momentum=0.0, nesterovs_momentum=False,
+                        alpha=0.0, max_iter=c.epochs, shuffle=True, n_iter_no_change=c.epochs,
+                        random_state=c.seed)
+    return _fit_sklearn(setup, clf, "sklearn_sgd")
+
+
+@system("sklearn_adam", "scikit-learn MLPClassifier defaults (relu, Adam, batch 200)")
+def run_sklearn_adam(setup: Setup) -> Result:
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=(setup.config.hidden,), random_state=setup.config.seed)
+    r = _fit_sklearn(setup, clf, "sklearn_adam")
+    r.weights = None  # another activation and optimiser: nothing to compare
+    r.note = f"stopped after {r.epochs} epochs (its own tol / max_iter=200)"
+    return r
+
+
+@system("torch", "PyTorch eager (per-example loop, float64, 1 thread)")
+def run_torch(setup: Setup) -> Result:
+    try:
+        import torch
+    except ImportError:
+        raise Unavailable("not installed", "pip install torch to add this row") from None
+    c, d = setup.config, setup.data
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only add overhead, and numpy runs on one core too
+    try:
+        net = torch.nn.Sequential(torch.nn.Linear(d.X_train.shape[1], c.hidden), torch.nn.Tanh(),
+                                  torch.nn.Linear(c.hidden, N_CLASSES)).double()
+        with torch.no_grad():
+            for layer, l in ((net[0], 1), (net[2], 2)):
+                layer.weight.copy_(torch.from_numpy(setup.initial[f"W{l}"]))
+                layer.bias.copy_(torch.from_numpy(setup.initial[f"b{l}"]))
+        opt = torch.optim.SGD(net.parameters(), lr=c.lr)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        rows = list(torch.from_numpy(d.X_train).unbind(0))
+        labels = list(torch.from_numpy(d.y_train).unbind(0))
+        X_test = torch.from_numpy(d.X_test)
+        seconds = cpu = 0.0
+        losses, test_curve = [], []
+        bar = _progress(setup, "PyTorch")
+        for order in setup.orders:
+            total = 0.0
+            t0, c0 = time.perf_counter(), time.process_time()
+            for i in order.tolist():
+                opt.zero_grad()
+                loss = loss_fn(net(rows[i]), labels[i])
+                total += loss.item()
+                loss.backward()
+                opt.step()
+            seconds += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            losses.append(total / len(rows))
+            with torch.no_grad():
+                test_curve.append(float((net(X_test).argmax(1).numpy() == d.y_test).mean()))
+            if bar is not None:
+                bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        with torch.no_grad():
+            train_pred = net(torch.from_numpy(d.X_train)).argmax(1).numpy()
+            pred = net(X_test).argmax(1).numpy()
+        weights = {"W1": net[0].weight.detach().numpy().copy(), "b1": net[0].bias.detach().numpy().copy(),
+                   "W2": net[2].weight.detach().numpy().copy(), "b2": net[2].bias.detach().numpy().copy()}
+    finally:
+        torch.set_num_threads(threads)
+    return Result("torch", SYSTEMS["torch"].label, train_accuracy=float(np.mean(train_pred == d.y_train)),
+                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
+                  steps=len(rows) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
+                  test_curve=test_curve, weights=weights, test_predictions=pred,
+                  note=f"torch {torch.__version__}")
+
+
+@system("compiled", "tinygrad_mlp compiled (replayed step)")
+def run_compiled(setup: Setup) -> Result:
+    try:
+        from .compiled import compile as compile_step
+    except ImportError:
+        raise Unavailable("not available", "tinygrad_mlp.compiled is not in this build") from None
+    from .optim import SGD
+
+    c, d = setup.config, setup.data
+    model = build_model(setup)
+    opt = SGD(model.parameters(), c.lr)
+
+    def step_fn(x, y):
+        opt.zero_grad()
+        loss = model.loss(x, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = compile_step(step_fn)
+    # The replay freezes Python ints, so targets travel as one-hot float rows.
+    rows, onehot = list(d.X_train), list(np.eye(N_CLASSES)[d.y_train])
+    seconds = cpu = 0.0
+    losses, test_curve = [], []
+    bar = _progress(setup, "compiled")
+    for order in setup.orders:
+        total = 0.0
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in order.tolist():
+            out = step(rows[i], onehot[i])
+            total += float(np.asarray(getattr(out, "data", out)))
+        seconds += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        losses.append(total / len(rows))
+        test_curve.append(accuracy(model, d.X_test, d.y_test))
+        if bar is not None:
+            bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    pred = predict(model, d.X_test)
+    return Result("compiled", SYSTEMS["compiled"].label, train_accuracy=accuracy(model, d.X_train, d.y_train),
+                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
+                  steps=len(rows) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
+                  test_curve=test_curve, weights=model.state_dict(), test_predictions=pred, model=model)
+
+
+@system("estimator", "tinygrad_mlp MLPClassifier (scikit-learn API)")
+def run_estimator(setup: Setup) -> Result:
+    try:
+        from .estimators import MLPClassifier
+    except ImportError:
+        raise Unavailable("not available", "tinygrad_mlp.estimators is not in this build") from None
+    c, d = setup.config, setup.data
+    clf = MLPClassifier(hidden_layer_sizes=(c.hidden,), activation="tanh", solver="sgd", batch_size=1,
+                        learning_rate_init=c.lr, momentum=0.0, alpha=0.0, max_iter=c.epochs, shuffle=True,
+                        n_iter_no_change=c.epochs, random_state=c.seed)
+    _say(setup, f"{SYSTEMS['estimator'].label}: fitting ...")
+    t0, c0 = time.perf_counter(), time.process_time()
+    clf.fit(d.X_train, d.y_train)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    pred = np.asarray(clf.predict(d.X_test))
+    epochs = int(getattr(clf, "n_iter_", c.epochs))
+    return Result("estimator", SYSTEMS["estimator"].label, train_accuracy=float(clf.score(d.X_train, d.y_train)),
+                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
+                  steps=epochs * len(d.X_train), epochs=epochs, loss_curve=list(getattr(clf, "loss_curve_", [])),
+                  test_predictions=pred, model=clf)
+
+
+# ------------------------------------------------------------------------------------- run
+@dataclass
+class Report:
+    setup: Setup
+    results: list  # of Result, in registry order
+    max_weight_diff_vs_reference: float | None = None
+    max_weight_diff_vs_sklearn: float | None = None
+    max_weight_diff_vs_torch: float | None = None
+
+    def get(self, name: str) -> Result | None:
+        return next((r for r in self.results if r.name == name and r.status == "ok"), None)
+
+    @property
+    def baseline_seconds(self) -> float | None:
+        r = self.get("tinygrad_mlp")
+        return r.seconds if r else None
+
+    def speed_checks(self) -> dict:
+        """The issue's speed targets, as measured in this run (noisy on a busy machine)."""
+        ours, ref, sk = self.get("tinygrad_mlp"), self.get("reference"), self.get("sklearn_sgd")
+        out = {}
+        if ours and ref:
+            out["tinygrad_mlp_over_reference"] = ours.seconds / ref.seconds
+            out["tinygrad_mlp_over_reference_cpu"] = ours.cpu_seconds / ref.cpu_seconds
+            out["target_at_most"] = 2.0
+        if ours and sk:
+            out["sklearn_sgd_over_tinygrad_mlp"] = sk.seconds / ours.seconds
+            out["sklearn_sgd_over_tinygrad_mlp_cpu"] = sk.cpu_seconds / ours.cpu_seconds
+            out["target_at_least"] = 3.0
+            out["test_accuracy_gap_pp"] = 100.0 * abs(ours.test_accuracy - sk.test_accuracy)
+        return out
+
+    def to_json(self) -> dict:
+        c = self.setup.config
+        base = self.baseline_seconds
+        out = {
+            "question": "practical Question 3: load_digits, 80/20 split (random_state=42), 64-H-10 tanh/softmax",
+            "config": {"epochs": c.epochs, "lr": c.lr, "hidden": c.hidden, "seed": c.seed, "init": c.init,
+                       "scale": c.scale, "only": list(c.only) if c.only else None},
+            "data": {"n_train": int(len(self.setup.data.X_train)), "n_test": int(len(self.setup.data.X_test))},
+            "systems": [r.to_json(base) for r in self.results],
+            "max_weight_diff_vs_reference": self.max_weight_diff_vs_reference,
+            "max_weight_diff_vs_torch": self.max_weight_diff_vs_torch,
+            "speed": self.speed_checks(),
+            "machine": _machine(),
+        }
+        if c.init == "sklearn":
+            out["max_weight_diff_vs_sklearn"] = self.max_weight_diff_vs_sklearn
+        return out
+
+
+def _machine() -> dict:
+    import sklearn
+
+    info = {"python": platform.python_version(), "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+            "platform": platform.platform(), "cpus": os.cpu_count()}
+    try:
+        info["load_average"] = list(os.getloadavg())
+    except OSError:  # not on every platform
+        pass
+    return info
+
+
+def _max_diff(a: dict | None, b: dict | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in ("W1", "b1", "W2", "b2"))
+
+
+def run_benchmark(config: Config, data: Data | None = None) -> Report:
+    """Run the selected systems (all by default) in registry order and compare their weights."""
+    setup = make_setup(config, data)
+    results = []
+    for name, sysdef in SYSTEMS.items():
+        if config.only and name not in config.only:
+            continue
+        try:
+            r = sysdef.run(setup)
+        except Unavailable as e:
+            r = Result(name, sysdef.label, status=e.status, note=e.note)
+        except Exception as e:  # a broken optional row must not sink the others
+            if name in ("tinygrad_mlp", "reference"):
+                raise
+            r = Result(name, sysdef.label, status=f"error: {type(e).__name__}: {e}")
+        results.append(r)
+    rep = Report(setup, results)
+    def weights(name):
+        r = rep.get(name)
+        return r.weights if r else None
+
+    ours = weights("tinygrad_mlp")
+    rep.max_weight_diff_vs_reference = _max_diff(ours, weights("reference"))
+    rep.max_weight_diff_vs_torch = _max_diff(ours, weights("torch"))
+    if config.init == "sklearn":
+        rep.max_weight_diff_vs_sklearn = _max_diff(ours, weights("sklearn_sgd"))
+    return rep
+
+
+# ---------------------------------------------------------------------------------- output
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_table(rep: Report) -> str:
+    c, d = rep.setup.config, rep.setup.data
+    pixels = "pixels / 16" if c.scale else "raw pixels 0..16"
+    lines = [f"Question 3: digits, {len(d.X_train)} train / {len(d.X_test)} test, 64-{c.hidden}-10 tanh + softmax "
+             f"cross-entropy, per-example SGD, lr {c.lr:g}, {c.epochs} epoch{"s" if c.epochs != 1 else ""}, init {c.init} (seed {c.seed}), {pixels}",
+             ""]
+    head = f"{'system':<58} {'train acc':>9} {'test acc':>9} {'epochs':>6} {'seconds':>9} {'µs/step':>9} {'time vs ours':>12}"
+    lines += [head, "-" * len(head)]
+    base = rep.baseline_seconds
+    for r in rep.results:
+        if r.status != "ok":
+            lines.append(f"{r.label:<58} {r.status}" + (f" ({r.note})" if r.note else ""))
+            continue
+        rel = f"{r.seconds / base:.2f}x" if base else "-"
+        lines.append(f"{r.label:<58} {_fmt(r.train_accuracy, '9.4f')} {_fmt(r.test_accuracy, '9.4f')} "
+                     f"{_fmt(r.epochs, '6d')} {_fmt(r.seconds, '9.2f')} {_fmt(r.us_per_step, '9.1f')} {rel:>12}")
+    lines.append("")
+    if rep.max_weight_diff_vs_reference is not None:
+        ok = rep.max_weight_diff_vs_reference <= WEIGHT_TOLERANCE
+        lines.append(f"max |weights(tinygrad_mlp) - weights(hand-written)| = {rep.max_weight_diff_vs_reference:.3g} "
+                     f"(must be <= {WEIGHT_TOLERANCE:g}): {'OK' if ok else 'MISMATCH'}")
+    if rep.max_weight_diff_vs_torch is not None:
+        lines.append(f"max |weights(tinygrad_mlp) - weights(PyTorch)|      = {rep.max_weight_diff_vs_torch:.3g}")
+    if c.init == "sklearn" and rep.max_weight_diff_vs_sklearn is not None:
+        lines.append(f"max |weights(tinygrad_mlp) - weights(scikit-learn SGD)| = {rep.max_weight_diff_vs_sklearn:.3g} "
+                     f"after {c.epochs} epochs (same random_state draws)")
+    sc = rep.speed_checks()
+    if "tinygrad_mlp_over_reference" in sc:
+        lines.append(f"tinygrad_mlp / hand-written time: {sc['tinygrad_mlp_over_reference']:.2f}x wall, "
+                     f"{sc['tinygrad_mlp_over_reference_cpu']:.2f}x CPU (target <= 2x)")
+    if "sklearn_sgd_over_tinygrad_mlp" in sc:
+        lines.append(f"scikit-learn SGD / tinygrad_mlp time: {sc['sklearn_sgd_over_tinygrad_mlp']:.2f}x wall, "
+                     f"{sc['sklearn_sgd_over_tinygrad_mlp_cpu']:.2f}x CPU (target >= 3x), "
+                     f"test accuracy gap {sc['test_accuracy_gap_pp']:.2f} pp")
+    return "\n".join(lines)
+
+
+def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
+    """docs-ready PNGs: sample digits, learning curves, confusion matrix, accuracy and time per system."""
+    from . import plots
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    d = rep.setup.data
+    ours = rep.get("tinygrad_mlp")
+    paths = [plots.digit_gallery(d.images_test[:24], d.y_test[:24],
+                                 None if ours is None else ours.test_predictions[:24], out / "digits_samples.png")]
+    curves = {r.label: (r.loss_curve, r.test_curve) for r in rep.results if r.status == "ok" and r.loss_curve}
+    if curves:
+        same = [r.label.split(" (")[0] for r in rep.results
+                if r.status == "ok" and r.name in ("tinygrad_mlp", "reference", "torch", "compiled")]
+        note = (f"{', '.join(same)}: same initial weights, same example order, so their curves coincide."
+                if len(same) > 1 else "")
+        paths.append(plots.learning_curves(curves, out / "digits_learning_curves.png", note))
+    if ours is not None:
+        paths.append(plots.confusion(confusion_matrix(d.y_test, ours.test_predictions), out / "digits_confusion.png",
+                                     title=f"tinygrad_mlp, test set (accuracy {ours.test_accuracy:.3f})"))
+    rows = [(r.label, r.train_accuracy, r.test_accuracy, r.seconds) for r in rep.results if r.status == "ok"]
+    if rows:
+        paths.append(plots.systems_chart(rows, out / "digits_systems.png",
+                                         title=f"{rep.setup.config.epochs} epochs, same machine, same run"))
+    return paths
+
+
+# ------------------------------------------------------------------------------------- CLI
+def _positive_int(flag: str, low: int = 1):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: expected an integer >= {low}, got {s!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{flag}: expected an integer >= {low}, got {v}")
+        return v
+
+    return parse
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr: expected a positive number, got {s!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"--lr: expected a positive finite number, got {s}")
+    return v
+
+
+def _systems(s: str) -> tuple:
+    names = tuple(p.strip() for p in s.split(",") if p.strip())
+    bad = [p for p in names if p not in SYSTEMS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"--only: expected names from {', '.join(SYSTEMS)}, "
+                                         f"got {', '.join(bad) if bad else repr(s)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tinygrad_mlp digits",
+        description="The practical's Question 3: an MLP (64-50-10, tanh, softmax cross-entropy) trained by "
+                    "per-example SGD on scikit-learn's digits, next to scikit-learn, the hand-written backprop "
+                    "and PyTorch, all timed in the same run.",
+        epilog="systems: " + ", ".join(f"{k} ({v.label})" for k, v in SYSTEMS.items()))
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=100, help="epochs (default 100)")
+    p.add_argument("--lr", type=_positive_float, default=0.001, help="learning rate η (default 0.001)")
+    p.add_argument("--hidden", type=_positive_int("--hidden"), default=50, help="hidden units (default 50)")
+    p.add_argument("--seed", type=_positive_int("--seed", 0), default=0,
+                   help="seeds the initial weights and the epoch shuffles (default 0); scikit-learn's random_state")
+    p.add_argument("--init", choices=INITS, default="glorot",
+                   help="glorot (default): Glorot-uniform weights and zero biases, then one shuffle per epoch, all "
+                        "from numpy Generator(seed); sklearn: scikit-learn's own draws from RandomState(seed), so "
+                        "the scikit-learn SGD row ends with our weights")
+    p.add_argument("--scale", action="store_true", help="divide the pixels by 16 (default: raw values 0..16)")
+    p.add_argument("--only", type=_systems, default=None, metavar="NAME[,NAME]",
+                   help="run only these systems: " + ", ".join(SYSTEMS))
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", metavar="PATH", help="write every number (and the learning curves) as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write digits_*.png (needs matplotlib)")
+    p.add_argument("--save", metavar="PATH", help="save the trained tinygrad_mlp model (tinygrad_mlp.serialize)")
+    p.add_argument("--describe", action="store_true", help="print load_digits().DESCR and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tinygrad_mlp digits [flags]``; returns the exit status (2: bad flags)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the message naming the flag
+        return int(e.code or 0)
+    if args.describe:
+        from sklearn.datasets import load_digits
+
+        print(load_digits().DESCR)
+        return 0
+    if args.plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("error: --plots: needs matplotlib, which is not installed (pip install 'tinygrad_mlp[plots]')",
+                  file=sys.stderr)
+            return 2
+    if args.save and args.only and "tinygrad_mlp" not in args.only:
+        print("error: --save: needs the tinygrad_mlp system, which --only leaves out", file=sys.stderr)
+        return 2
+    config = Config(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed, init=args.init,
+                    scale=args.scale, only=args.only, quiet=args.quiet)
+    rep = run_benchmark(config)
+    print(format_table(rep))
+    status = 0
+    if rep.max_weight_diff_vs_reference is not None and not rep.max_weight_diff_vs_reference <= WEIGHT_TOLERANCE:
+        print(f"error: tinygrad_mlp and the hand-written backprop disagree by {rep.max_weight_diff_vs_reference:.3g} "
+              f"> {WEIGHT_TOLERANCE:g}", file=sys.stderr)
+        status = 1
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
+        print(f"wrote {path}")
+    if args.plots:
+        for p in write_plots(rep, args.plots):
+            print(f"wrote {p}")
+    if args.save:
+        try:
+            from .serialize import save
+        except ImportError:
+            print("error: --save: tinygrad_mlp.serialize is not available in this build", file=sys.stderr)
+            return 1
+        ours = rep.get("tinygrad_mlp")
+        saved = save(ours.model, args.save)
+        print(f"wrote {saved if saved is not None else args.save}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
