@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -265,8 +266,7 @@ def test_npy_file_and_directory_are_refused(tmp_path):
 @given(data=st.data())
 def test_damaged_bytes_give_a_clear_error_or_the_same_model(data):
     model = MLP([3, 4, 2], seed=5)
-    buf = tempfile.TemporaryDirectory()
-    with buf as d:
+    with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.npz"
         save(model, path)
         raw = bytearray(path.read_bytes())
@@ -460,7 +460,7 @@ def test_predict_rejects_bad_images_with_exit_2(digits_model, tmp_path, capsys, 
     assert predict_main([str(path), str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr()
     assert err.out == ""
-    assert "error: IMAGES" in err.err and __import__("re").search(pattern, err.err), err.err
+    assert "error: IMAGES" in err.err and re.search(pattern, err.err), err.err
 
 
 def test_predict_rejects_bad_files_with_exit_2(digits_model, tmp_path, capsys):
@@ -482,7 +482,7 @@ def test_predict_rejects_bad_files_with_exit_2(digits_model, tmp_path, capsys):
     for argv, pattern in cases:
         assert predict_main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert __import__("re").search(pattern, err), (argv, err)
+        assert re.search(pattern, err), (argv, err)
 
 
 def test_predict_subcommand_through_python_m(digits_model, tmp_path):

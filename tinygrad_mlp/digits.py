@@ -61,6 +61,24 @@ class Config:
     scale: bool = False  # divide the pixels by 16
     only: tuple | None = None  # system names to run (None: all)
     quiet: bool = False
+    threads: int | None = 1  # BLAS/OpenMP/torch threads for every system (None: leave the libraries' defaults)
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 1), ("hidden", 1), ("seed", 0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{name}: expected an int >= {low}, got {v!r}")
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr: expected a positive finite number, got {self.lr!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {self.init!r}")
+        if self.only is not None:
+            self.only = tuple(self.only)
+            unknown = [n for n in self.only if n not in SYSTEMS]
+            if unknown or not self.only:
+                raise ValueError(f"only: expected names from {list(SYSTEMS)}, got {list(self.only)}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads: expected None or an int >= 1, got {self.threads!r}")
 
 
 @dataclass
@@ -231,14 +249,12 @@ def run_tinygrad(setup: Setup) -> Result:
     c, d = setup.config, setup.data
     model = build_model(setup)
     orders = setup.orders
-    cpu = time.process_time()
     hist = train(model, d.X_train, d.y_train, epochs=c.epochs, lr=c.lr, order=orders.__getitem__,
                  X_val=d.X_test, y_val=d.y_test, progress=not c.quiet, desc="tinygrad_mlp")
-    cpu = time.process_time() - cpu
     pred = predict(model, d.X_test)
     return Result("tinygrad_mlp", SYSTEMS["tinygrad_mlp"].label,
                   train_accuracy=accuracy(model, d.X_train, d.y_train), test_accuracy=float(np.mean(pred == d.y_test)),
-                  seconds=hist.seconds, cpu_seconds=cpu, steps=hist.steps, epochs=hist.epochs,
+                  seconds=hist.seconds, cpu_seconds=hist.cpu_seconds, steps=hist.steps, epochs=hist.epochs,
                   loss_curve=hist.loss, test_curve=hist.val_accuracy, weights=model.state_dict(),
                   test_predictions=pred, model=model)
 
@@ -331,7 +347,7 @@ def run_sklearn_adam(setup: Setup) -> Result:
     return r
 
 
-@system("torch", "PyTorch eager (per-example loop, float64, 1 thread)")
+@system("torch", "PyTorch eager (per-example loop, float64)")
 def run_torch(setup: Setup) -> Result:
     try:
         import torch
@@ -339,7 +355,8 @@ def run_torch(setup: Setup) -> Result:
         raise Unavailable("not installed", "pip install torch to add this row") from None
     c, d = setup.config, setup.data
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threads only add overhead, and numpy runs on one core too
+    if c.threads is not None:
+        torch.set_num_threads(c.threads)
     try:
         net = torch.nn.Sequential(torch.nn.Linear(d.X_train.shape[1], c.hidden), torch.nn.Tanh(),
                                   torch.nn.Linear(c.hidden, N_CLASSES)).double()
@@ -495,7 +512,7 @@ class Report:
         out = {
             "question": "practical Question 3: load_digits, 80/20 split (random_state=42), 64-H-10 tanh/softmax",
             "config": {"epochs": c.epochs, "lr": c.lr, "hidden": c.hidden, "seed": c.seed, "init": c.init,
-                       "scale": c.scale, "only": list(c.only) if c.only else None},
+                       "scale": c.scale, "only": list(c.only) if c.only else None, "threads": c.threads},
             "data": {"n_train": int(len(self.setup.data.X_train)), "n_test": int(len(self.setup.data.X_test))},
             "systems": [r.to_json(base) for r in self.results],
             "max_weight_diff_vs_reference": self.max_weight_diff_vs_reference,
@@ -520,6 +537,13 @@ def _machine() -> dict:
     return info
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _max_diff(a: dict | None, b: dict | None) -> float | None:
     if a is None or b is None:
         return None
@@ -527,8 +551,36 @@ def _max_diff(a: dict | None, b: dict | None) -> float | None:
 
 
 def run_benchmark(config: Config, data: Data | None = None) -> Report:
-    """Run the selected systems (all by default) in registry order and compare their weights."""
+    """Run the selected systems (all by default) in registry order and compare their weights.
+
+    With ``config.threads`` set, BLAS and OpenMP pools are capped (threadpoolctl) for the
+    whole run: a per-example step is far too small to share between threads, and an idle
+    BLAS pool that spin-waits after each per-epoch evaluation would steal a core from the
+    loop being timed.
+    """
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
     setup = make_setup(config, data)
+    with threadpool_limits(config.threads) if config.threads is not None else nullcontext():
+        results = _run_systems(setup)
+    rep = Report(setup, results)
+
+    def weights(name):
+        r = rep.get(name)
+        return r.weights if r else None
+
+    ours = weights("tinygrad_mlp")
+    rep.max_weight_diff_vs_reference = _max_diff(ours, weights("reference"))
+    rep.max_weight_diff_vs_torch = _max_diff(ours, weights("torch"))
+    if config.init == "sklearn":
+        rep.max_weight_diff_vs_sklearn = _max_diff(ours, weights("sklearn_sgd"))
+    return rep
+
+
+def _run_systems(setup: Setup) -> list:
+    config = setup.config
     results = []
     for name, sysdef in SYSTEMS.items():
         if config.only and name not in config.only:
@@ -542,17 +594,7 @@ def run_benchmark(config: Config, data: Data | None = None) -> Report:
                 raise
             r = Result(name, sysdef.label, status=f"error: {type(e).__name__}: {e}")
         results.append(r)
-    rep = Report(setup, results)
-    def weights(name):
-        r = rep.get(name)
-        return r.weights if r else None
-
-    ours = weights("tinygrad_mlp")
-    rep.max_weight_diff_vs_reference = _max_diff(ours, weights("reference"))
-    rep.max_weight_diff_vs_torch = _max_diff(ours, weights("torch"))
-    if config.init == "sklearn":
-        rep.max_weight_diff_vs_sklearn = _max_diff(ours, weights("sklearn_sgd"))
-    return rep
+    return results
 
 
 # ---------------------------------------------------------------------------------- output
@@ -564,8 +606,9 @@ def format_table(rep: Report) -> str:
     c, d = rep.setup.config, rep.setup.data
     pixels = "pixels / 16" if c.scale else "raw pixels 0..16"
     lines = [f"Question 3: digits, {len(d.X_train)} train / {len(d.X_test)} test, 64-{c.hidden}-10 tanh + softmax "
-             f"cross-entropy, per-example SGD, lr {c.lr:g}, {c.epochs} epoch{"s" if c.epochs != 1 else ""}, init {c.init} (seed {c.seed}), {pixels}",
-             ""]
+             f"cross-entropy, per-example SGD, lr {c.lr:g}, {c.epochs} epoch{'s' if c.epochs != 1 else ''}, init {c.init} (seed {c.seed}), {pixels}",
+             "threads per system: " + ("library defaults" if c.threads is None else str(c.threads))
+             + f"; {os.cpu_count()} CPUs, load average {_load()}", ""]
     head = f"{'system':<58} {'train acc':>9} {'test acc':>9} {'epochs':>6} {'seconds':>9} {'µs/step':>9} {'time vs ours':>12}"
     lines += [head, "-" * len(head)]
     base = rep.baseline_seconds
@@ -605,8 +648,12 @@ def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     d = rep.setup.data
     ours = rep.get("tinygrad_mlp")
-    paths = [plots.digit_gallery(d.images_test[:24], d.y_test[:24],
-                                 None if ours is None else ours.test_predictions[:24], out / "digits_samples.png")]
+    # The first test digits, then (when there is a model) up to 8 it gets wrong.
+    pick = list(range(16 if ours is not None else 24))
+    if ours is not None:
+        pick += [int(i) for i in np.flatnonzero(ours.test_predictions != d.y_test) if i >= 16][:8]
+    paths = [plots.digit_gallery(d.images_test[pick], d.y_test[pick],
+                                 None if ours is None else ours.test_predictions[pick], out / "digits_samples.png")]
     curves = {r.label: (r.loss_curve, r.test_curve) for r in rep.results if r.status == "ok" and r.loss_curve}
     if curves:
         same = [r.label.split(" (")[0] for r in rep.results
@@ -625,14 +672,14 @@ def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------- CLI
-def _positive_int(flag: str, low: int = 1):
+def _int_at_least(low: int = 1):
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag}: expected an integer >= {low}, got {s!r}") from None
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {s!r}") from None
         if v < low:
-            raise argparse.ArgumentTypeError(f"{flag}: expected an integer >= {low}, got {v}")
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
         return v
 
     return parse
@@ -642,9 +689,9 @@ def _positive_float(s: str) -> float:
     try:
         v = float(s)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--lr: expected a positive number, got {s!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
     if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"--lr: expected a positive finite number, got {s}")
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s}")
     return v
 
 
@@ -652,7 +699,7 @@ def _systems(s: str) -> tuple:
     names = tuple(p.strip() for p in s.split(",") if p.strip())
     bad = [p for p in names if p not in SYSTEMS]
     if not names or bad:
-        raise argparse.ArgumentTypeError(f"--only: expected names from {', '.join(SYSTEMS)}, "
+        raise argparse.ArgumentTypeError(f"expected names from {', '.join(SYSTEMS)}, "
                                          f"got {', '.join(bad) if bad else repr(s)}")
     return names
 
@@ -660,14 +707,15 @@ def _systems(s: str) -> tuple:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tinygrad_mlp digits",
-        description="The practical's Question 3: an MLP (64-50-10, tanh, softmax cross-entropy) trained by "
-                    "per-example SGD on scikit-learn's digits, next to scikit-learn, the hand-written backprop "
+        description="The practical's Question 3: an MLP (64-50-10, tanh, softmax cross-entropy) trained by\n"
+                    "per-example SGD on scikit-learn's digits, next to scikit-learn, the hand-written backprop\n"
                     "and PyTorch, all timed in the same run.",
-        epilog="systems: " + ", ".join(f"{k} ({v.label})" for k, v in SYSTEMS.items()))
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=100, help="epochs (default 100)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="systems (--only takes these names):\n" + "\n".join(f"  {k:<13} {v.label}" for k, v in SYSTEMS.items()))
+    p.add_argument("--epochs", type=_int_at_least(), default=100, help="epochs (default 100)")
     p.add_argument("--lr", type=_positive_float, default=0.001, help="learning rate η (default 0.001)")
-    p.add_argument("--hidden", type=_positive_int("--hidden"), default=50, help="hidden units (default 50)")
-    p.add_argument("--seed", type=_positive_int("--seed", 0), default=0,
+    p.add_argument("--hidden", type=_int_at_least(), default=50, help="hidden units (default 50)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seeds the initial weights and the epoch shuffles (default 0); scikit-learn's random_state")
     p.add_argument("--init", choices=INITS, default="glorot",
                    help="glorot (default): Glorot-uniform weights and zero biases, then one shuffle per epoch, all "
@@ -676,6 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", action="store_true", help="divide the pixels by 16 (default: raw values 0..16)")
     p.add_argument("--only", type=_systems, default=None, metavar="NAME[,NAME]",
                    help="run only these systems: " + ", ".join(SYSTEMS))
+    p.add_argument("--threads", type=_int_at_least(0), default=1,
+                   help="BLAS/OpenMP/PyTorch threads for every system (default 1: per-example steps are too small "
+                        "to split; 0: leave each library's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", metavar="PATH", help="write every number (and the learning curves) as JSON")
     p.add_argument("--plots", metavar="DIR", help="write digits_*.png (needs matplotlib)")
@@ -707,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --save: needs the tinygrad_mlp system, which --only leaves out", file=sys.stderr)
         return 2
     config = Config(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed, init=args.init,
-                    scale=args.scale, only=args.only, quiet=args.quiet)
+                    scale=args.scale, only=args.only, quiet=args.quiet, threads=args.threads or None)
     rep = run_benchmark(config)
     print(format_table(rep))
     status = 0
@@ -730,7 +781,11 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --save: tinygrad_mlp.serialize is not available in this build", file=sys.stderr)
             return 1
         ours = rep.get("tinygrad_mlp")
-        saved = save(ours.model, args.save)
+        # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
+        meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "dataset": "sklearn.datasets.load_digits",
+                "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
+                "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
+        saved = save(ours.model, args.save, meta=meta)
         print(f"wrote {saved if saved is not None else args.save}")
     return status
 

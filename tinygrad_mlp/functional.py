@@ -65,6 +65,10 @@ def squared_error(y_hat: Tensor, y, reduction: str = "sum") -> Tensor:
     practical, so the batch gradient is the sum of per-example gradients;
     ``"mean"`` divides by the number of examples.
     """
+    if not isinstance(y_hat, Tensor):
+        raise TypeError(f"y_hat: expected a Tensor (the network's output), got {type(y_hat).__name__}")
+    if reduction not in REDUCTIONS:  # checked up front: a single example never reaches _reduce
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
     y = _target_array(y, y_hat, "y")
     if y.shape != y_hat.shape:
         raise ValueError(f"y: expected shape {y_hat.shape} (the output's), got {y.shape}")
@@ -77,9 +81,14 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
     """L = −Σₖ yₖ log pₖ with p = softmax(z) = logsumexp(z) − yᵀz for one-hot y.
 
     ``logits`` are z^[L] before the softmax (one example, or a batch in rows);
-    ``y`` is one-hot (same shape) or integer class labels (one per example).
-    ∂L/∂z = p − y.
+    ``y`` is one-hot (same shape; any probability vector is accepted, anything else —
+    a negative entry, a row not summing to 1 — is a ValueError) or integer class labels
+    (one per example).  ∂L/∂z = p − y.
     """
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits: expected a Tensor (z^[L]), got {type(logits).__name__}")
+    if reduction not in REDUCTIONS:  # checked up front: a single example never reaches _reduce
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
     if logits.ndim not in (1, 2):
         raise ValueError(f"logits: expected a vector or a (batch, classes) matrix, got shape {logits.shape}")
     n_classes = logits.shape[-1]
@@ -100,8 +109,14 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
         if y_arr.shape != logits.shape:
             raise ValueError(f"y: expected integer labels of shape {logits.shape[:-1]} or one-hot "
                              f"targets of shape {logits.shape}, got shape {y_arr.shape}")
+        # Probability targets only: with a negative entry or a row not summing to 1 the loss is
+        # no longer a cross-entropy (it can go to −∞), and its gradient is not p − y.
+        row_sums = y_arr.sum(axis=-1)
+        if y_arr.size and (y_arr.min() < 0 or np.abs(row_sums - 1.0).max() > 1e-6):
+            raise ValueError("y: expected one-hot (or probability) targets, non-negative and summing to 1 "
+                             "over the classes, or integer labels")
         # −Σ y log p = (Σ y) lse − yᵀz; Σ y = 1 for one-hot targets.
-        per = lse * y_arr.sum(axis=-1) - (logits * y_arr).sum(axis=-1)
+        per = lse * row_sums - (logits * y_arr).sum(axis=-1)
     return _reduce(per, reduction) if per.ndim else per
 
 
@@ -109,7 +124,13 @@ LOSSES = {"squared_error": squared_error, "cross_entropy": cross_entropy}
 
 
 def _target_array(y, like: Tensor, name: str) -> np.ndarray:
-    arr = y.data if isinstance(y, Tensor) else np.asarray(y, dtype=like.dtype)
+    if isinstance(y, Tensor):
+        arr = y.data
+    else:
+        try:
+            arr = np.asarray(y, dtype=like.dtype)
+        except (TypeError, ValueError) as e:  # strings, ragged lists
+            raise TypeError(f"{name}: expected numeric targets, got {type(y).__name__} ({e})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
     if not np.isfinite(arr).all():

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["constant", "zeros", "glorot_uniform", "as_initializer"]
+__all__ = ["constant", "zeros", "glorot_uniform", "xavier_uniform", "as_initializer"]
 
 
 def constant(value: float):
@@ -44,6 +44,8 @@ def glorot_uniform(gain: float = 1.0):
     init.__name__ = "glorot_uniform"
     return init
 
+
+xavier_uniform = glorot_uniform  # the same initialiser under its other common name
 
 _NAMED = {"glorot_uniform": glorot_uniform, "xavier_uniform": glorot_uniform, "zeros": zeros}
 

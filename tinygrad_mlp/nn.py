@@ -38,7 +38,21 @@ def as_tensor(x: Any, name: str, dtype=np.float64) -> Tensor:
 
 
 class Linear:
-    """z = W h + b with W of shape (out_features, in_features): the practical's W^[l], b^[l]."""
+    """z = W h + b with W of shape (out_features, in_features): the practical's W^[l], b^[l].
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Units of h^[l−1] and of z^[l].
+    weight_init, bias_init : number, callable or name
+        See :func:`tinygrad_mlp.init.as_initializer`; a number fills every entry with it.
+    rng : numpy.random.Generator, optional
+        Source of the random initialisers' draws (W first, then b).
+    dtype : float64 (default) or float32
+
+    Calling it on one example h (a vector of ``in_features``) gives W h + b; on a batch
+    (``n × in_features``, rows are examples) it gives h Wᵀ + b, each row that same z.
+    """
 
     def __init__(self, in_features: int, out_features: int, weight_init="glorot_uniform",
                  bias_init="zeros", rng: np.random.Generator | None = None, dtype=np.float64) -> None:
@@ -90,10 +104,21 @@ class MLP:
             raise ValueError(f"hidden: expected one of {sorted(F.ACTIVATIONS)}, got {hidden!r}")
         if output not in F.OUTPUTS:
             raise ValueError(f"output: expected one of {sorted(F.OUTPUTS)}, got {output!r}")
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as e:
+            raise TypeError(f"dtype: expected float64 or float32, got {dtype!r} ({e})") from None
         if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise ValueError(f"dtype: expected float64 or float32, got {dtype}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        if isinstance(seed, np.random.Generator):
+            rng = seed
+        elif seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
+            rng = np.random.default_rng(seed)
+        elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            raise ValueError(f"seed: expected None, a non-negative int or a numpy.random.Generator, got {seed!r}")
+        else:
+            raise TypeError(f"seed: expected None, a non-negative int or a numpy.random.Generator, "
+                            f"got {type(seed).__name__}")
         self.sizes = [int(s) if isinstance(s, numbers.Integral) and not isinstance(s, bool) else s for s in sizes]
         self.hidden, self.output, self.dtype = hidden, output, dtype
         self.layers = [Linear(i, o, weight_init, bias_init, rng, dtype)
@@ -152,8 +177,19 @@ class MLP:
     def loss(self, x, y, loss: str = "cross_entropy", reduction: str = "sum") -> Tensor:
         """The training loss of a batch (or one example).
 
-        ``cross_entropy`` is taken on the softmax of z^[L] (the output must be
-        softmax); ``squared_error`` on h^[L] = ŷ.
+        Parameters
+        ----------
+        x : array_like
+            One example (``d₀``,) or a batch (``n × d₀``, rows are examples).
+        y : array_like
+            Targets: one-hot rows (or integer class labels, cross-entropy only) or
+            real vectors for the squared error; the output's shape.
+        loss : {"cross_entropy", "squared_error"}
+            ``cross_entropy`` is −Σₖ yₖ log pₖ = logsumexp(z^[L]) − yᵀz^[L], taken on the
+            logits (the output must be softmax); ``squared_error`` is ½ Σᵢ (ŷᵢ − yᵢ)² on h^[L] = ŷ.
+        reduction : {"sum", "mean"}
+            Over the examples of a batch.  ``"sum"`` is the practical's batch loss, so its
+            gradient is the sum of the per-example gradients; ``"mean"`` divides it by n.
         """
         if loss == "cross_entropy":
             if self.output != "softmax":
@@ -168,6 +204,7 @@ class MLP:
         return [p for layer in self.layers for p in layer.parameters()]
 
     def zero_grad(self) -> None:
+        """Forget every parameter's ``.grad`` (backward accumulates, so call this between steps)."""
         for p in self.parameters():
             p.grad = None
 

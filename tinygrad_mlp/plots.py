@@ -56,8 +56,12 @@ def digit_gallery(images: np.ndarray, labels: Sequence[int], predictions: Sequen
             wrong = predictions[k] != labels[k]
             ax.set_title(f"label {labels[k]} / pred {predictions[k]}", fontsize=7,
                          color="crimson" if wrong else "black")
-    fig.suptitle("Test digits (8×8, pixel values 0..16)" + ("" if predictions is None else
-                 ": true label / tinygrad_mlp prediction"), fontsize=10)
+    title = "Test digits (8×8, pixel values 0..16)"
+    if predictions is not None:
+        title += ": true label / tinygrad_mlp prediction"
+        if any(p != t for p, t in zip(predictions, labels)):
+            title += " (red: misclassified)"
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -264,17 +264,23 @@ class LogSumExp(Primitive):
 
     @staticmethod
     def forward(z, axis=None, keepdims=False):
+        if axis is None or z.ndim == 1:
+            # One reduction over everything (a single example's logits): scalars skip the axis
+            # bookkeeping, which costs more than the arithmetic on a tiny vector.
+            m = z.max()
+            if not math.isfinite(m):
+                m = 0.0  # an all −inf input would give (−inf) − (−inf) = nan
+            s = np.exp(z - m).sum()
+            val = m + (math.log(s) if s > 0 else np.log(s))  # np.log keeps log 0 = −inf, nan = nan
+            lse = np.array(val, dtype=z.dtype).reshape((1,) * z.ndim)
+            out = lse if keepdims else lse.reshape(())
+            return out, (z, lse, keepdims)
         m = z.max(axis=axis, keepdims=True)
-        if not (math.isfinite(m.item()) if m.size == 1 else np.isfinite(m).all()):
+        if not np.isfinite(m).all():
             m = np.where(np.isfinite(m), m, 0.0)  # an all −inf row would give (−inf) − (−inf) = nan
         lse = np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
         lse += m
-        if keepdims:
-            out = lse
-        elif axis is None:
-            out = lse.reshape(())
-        else:
-            out = lse.squeeze(axis)
+        out = lse if keepdims else lse.squeeze(axis)
         return out, (z, lse, keepdims)
 
     @staticmethod
@@ -377,6 +383,8 @@ class GetItem(Primitive):
 
 def _is_basic(index) -> bool:
     """Basic indexing (ints and slices) never selects an element twice."""
+    if type(index) is int:  # the common case (a label picking one logit) skips the scan
+        return True
     parts = index if isinstance(index, tuple) else (index,)
     return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
 

@@ -60,10 +60,13 @@ def forward(W: Sequence[np.ndarray], b: Sequence[np.ndarray], x: np.ndarray, hid
     return zs, hs
 
 
-def _loss(out: np.ndarray, y: np.ndarray, loss: str) -> float:
+def _loss(out: np.ndarray, z: np.ndarray, y: np.ndarray, loss: str) -> float:
     if loss == "squared_error":
         return 0.5 * float(np.sum((out - y) ** 2))
-    return -float(np.sum(y * np.log(out)))
+    # −Σ y log p = −yᵀz + (Σ y) log Σ exp z, as the sheet rewrites it: p may underflow to 0
+    # for a class with y = 0, and 0 · log 0 would be NaN.
+    m = z.max()
+    return float(np.sum(y) * (m + np.log(np.sum(np.exp(z - m)))) - y @ z)
 
 
 def backward(W, b, x, y, hidden: str = "tanh", output: str = "identity", loss: str = "squared_error") -> dict:
@@ -87,7 +90,8 @@ def backward(W, b, x, y, hidden: str = "tanh", output: str = "identity", loss: s
         dh_L = out - y
         delta = dh_L * out * (1.0 - out)
     else:  # softmax + cross-entropy: ∂L/∂p = −y / p, and δ^[L] = p − y
-        dh_L = -y / out
+        with np.errstate(divide="ignore"):  # p underflowed to 0 for the true class: −∞ is the honest value
+            dh_L = np.divide(-y, out, out=np.zeros_like(out), where=y != 0)  # 0 where y = 0, even if p = 0
         delta = out - y
     g_prime = ACTIVATIONS[hidden][1]
     deltas, dhs, dWs, dbs = [None] * L, [None] * L, [None] * L, [None] * L
@@ -104,7 +108,7 @@ def backward(W, b, x, y, hidden: str = "tanh", output: str = "identity", loss: s
         else:
             dx = dh_prev
     return {"z": zs, "h": hs, "delta": deltas, "dh": dhs, "dW": dWs, "db": dbs,
-            "loss": _loss(out, y, loss), "dx": dx}
+            "loss": _loss(out, zs[-1], y, loss), "dx": dx}
 
 
 def batch_backward(W, b, X, Y, hidden="tanh", output="identity", loss="squared_error") -> dict:

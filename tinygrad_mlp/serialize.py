@@ -293,7 +293,8 @@ def _build_mlp(arrays: dict, where: str) -> MLP:
     for k, shape in expected.items():
         arr = _check_value(params[k], k, where)
         if arr.shape != shape:
-            raise ModelFileError(f"path: {where} entry {k!r}: expected shape {shape} for sizes {sizes}, got {arr.shape}")
+            raise ModelFileError(f"path: {where} entry {k!r}: expected shape {shape} for sizes {sizes}, "
+                                 f"got {arr.shape}")
         if arr.dtype != dtype:
             raise ModelFileError(f"path: {where} entry {k!r}: expected dtype {dtype} (the model's), got {arr.dtype}")
     model = MLP(sizes, hidden=hidden, output=output, weight_init="zeros", bias_init="zeros", dtype=dtype)

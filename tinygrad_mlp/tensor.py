@@ -67,9 +67,13 @@ def _sweep() -> None:
     """Drop records whose output died; walking newest first lets a dead chain die in one pass."""
     global _sweep_at
     live = []
-    for rec in reversed(_TAPE):
+    for i in range(len(_TAPE) - 1, -1, -1):
+        # Take the record off the tape before the next one is checked: a dead record must release
+        # its parents now, or the older records producing them still look alive in this pass.
+        rec, _TAPE[i] = _TAPE[i], None
         if rec[2]() is not None:
             live.append(rec)
+    rec = None
     live.reverse()
     _TAPE[:] = live
     _sweep_at = max(10_000, 2 * len(_TAPE))
@@ -90,17 +94,22 @@ def _new(data: np.ndarray) -> "Tensor":
 
 
 def _record(prim, parents: tuple, out: np.ndarray, ctx: Any, args: tuple = ()) -> "Tensor":
-    t = _new(out)
+    """Wrap ``out`` and, if any parent requires grad, append its record: the per-op hot path."""
+    t = object.__new__(Tensor)  # _new inlined: this runs once per op
+    t.data = out
+    t.grad = None
+    t._retain = False
     if _grad_enabled:
         for p in parents:
             if p is not None and p.requires_grad:
                 t.requires_grad = True
-                rec = (prim, parents, weakref.ref(t), ctx, args)
-                t._rec = rec
+                t._rec = rec = (prim, parents, weakref.ref(t), ctx, args)
                 _TAPE.append(rec)
                 if len(_TAPE) > _sweep_at:
                     _sweep()
-                break
+                return t
+    t.requires_grad = False
+    t._rec = None
     return t
 
 
@@ -271,9 +280,9 @@ class Tensor:
             o = _new(_as_operand(o))
         try:
             out, ctx = MatMul.forward(self.data, o.data)
-        except ValueError:  # only a failed op pays for the readable message
+        except ValueError as e:  # only a failed op pays for the readable message
             _check_matmul(self.data, o.data)
-            raise
+            raise ValueError(f"matmul: batch axes of {self.shape} and {o.shape} do not broadcast ({e})") from None
         return _record(MatMul, (self, o), out, ctx)
 
     def __rmatmul__(self, o):
@@ -337,7 +346,8 @@ class Tensor:
 
     def logsumexp(self, axis=None, keepdims: bool = False) -> "Tensor":
         """log Σ exp along ``axis``, computed stably (see :class:`~tinygrad_mlp.primitives.LogSumExp`)."""
-        axis = _check_axis(axis, self.ndim)
+        if axis is not None:
+            axis = _check_axis(axis, self.data.ndim)
         if self.data.size == 0:
             raise ValueError("logsumexp: expected a non-empty tensor, got shape " + str(self.shape))
         out, ctx = LogSumExp.forward(self.data, axis, keepdims)
@@ -381,7 +391,7 @@ class Tensor:
                 raise ValueError(
                     f"backward(): grad can be omitted only for a scalar, but this tensor has shape {self.shape}; "
                     "pass grad= of the same shape")
-            g = np.ones_like(self.data)
+            g = np.ones(self.data.shape, self.data.dtype)  # ones_like is ~8x slower on tiny arrays
         else:
             g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if g.shape != self.shape:
@@ -420,13 +430,9 @@ def _run_backward(root: tuple, root_id: int, g: np.ndarray, retain_graph: bool) 
             continue
         if out._retain:
             out.grad = g if out.grad is None else out.grad + g
-        parents = rec[1]
-        gs = rec[0].vjp(g, rec[3])
-        for k in range(len(parents)):
-            p = parents[k]
+        for p, gp in zip(rec[1], rec[0].vjp(g, rec[3])):
             if p is None or not p.requires_grad:
                 continue
-            gp = gs[k]
             if p._rec is None:  # a leaf keeps its gradient
                 if p.grad is None:
                     p.grad = gp if gp.flags.writeable else gp.copy()

@@ -1,0 +1,479 @@
+"""Question 3 (digits benchmark), the shared training loop and the plots.
+
+Expected numbers come from independent paths: ``tinygrad_mlp.reference``'s
+per-example backprop (``backward`` + ``sgd_update``), scikit-learn's
+``MLPClassifier`` itself, PyTorch when installed, and hand-made divergences
+whose outcome is known in closed form.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_mlp import reference
+from tinygrad_mlp import digits as D
+from tinygrad_mlp.nn import MLP
+from tinygrad_mlp.optim import SGD
+from tinygrad_mlp.training import (DivergenceError, DivergenceWarning, History, accuracy, predict,
+                                   progress_bar, train)
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = 1e-9
+
+
+# ------------------------------------------------------------------------------ helpers
+def reference_run(state: dict, X, Y, orders, lr, hidden="tanh", output="softmax", loss="cross_entropy",
+                  batch_size=1, reduction="mean"):
+    """SGD from the hand-written backprop: per-batch Σ (or mean) of reference.backward, then sgd_update."""
+    L = len(state) // 2
+    W = [state[f"W{l}"].copy() for l in range(1, L + 1)]
+    b = [state[f"b{l}"].copy() for l in range(1, L + 1)]
+    curve = []
+    for order in orders:
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            res = reference.batch_backward(W, b, X[chunk], Y[chunk], hidden, output, loss)
+            scale = 1.0 if reduction == "sum" else 1.0 / len(chunk)
+            W, b = reference.sgd_update(W, b, [g * scale for g in res["dW"]], [g * scale for g in res["db"]], lr)
+            total += res["loss"]
+        curve.append(total / len(order))
+    out = {}
+    for l in range(L):
+        out[f"W{l + 1}"], out[f"b{l + 1}"] = W[l], b[l]
+    return out, curve
+
+
+def max_diff(a: dict, b: dict) -> float:
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
+def onehot(y, k=10):
+    return np.eye(k)[y]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return D.load_data()
+
+
+@pytest.fixture(scope="module")
+def three_epochs(tmp_path_factory):
+    """One CLI run of 3 epochs (tinygrad_mlp + hand-written), shared by several tests."""
+    out = tmp_path_factory.mktemp("digits")
+    path = out / "r.json"
+    code = D.main(["--epochs", "3", "--only", "tinygrad_mlp,reference", "--quiet", "--json", str(path),
+                   "--seed", "3"])
+    return code, json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------- the benchmark
+def test_three_epochs_reach_090_and_match_the_hand_written_weights(three_epochs):
+    code, rep = three_epochs
+    assert code == 0
+    ours, ref = rep["systems"]
+    assert (ours["name"], ref["name"]) == ("tinygrad_mlp", "reference")
+    assert ours["test_accuracy"] >= 0.9
+    assert rep["max_weight_diff_vs_reference"] <= TOL
+    # Both rows see the same weights, so they predict alike.
+    assert ours["test_accuracy"] == ref["test_accuracy"] and ours["train_accuracy"] == ref["train_accuracy"]
+
+
+def test_json_carries_the_fields(three_epochs):
+    _, rep = three_epochs
+    assert rep["config"]["epochs"] == 3 and rep["config"]["init"] == "glorot"
+    assert rep["data"] == {"n_train": 1437, "n_test": 360}
+    for row in rep["systems"]:
+        for key in ("name", "train_accuracy", "test_accuracy", "seconds", "us_per_step"):
+            assert key in row
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and row["seconds"] > 0
+        assert row["us_per_step"] == pytest.approx(row["seconds"] / (3 * 1437) * 1e6)
+        assert len(row["loss_curve"]) == 3 and len(row["test_curve"]) == 3
+    assert "max_weight_diff_vs_sklearn" not in rep  # only in --init sklearn mode
+
+
+def test_autograd_and_the_library_reference_agree_from_the_same_start(data):
+    """The benchmark's autograd row and its lean loop, against reference.backward (an independent path)."""
+    config = D.Config(epochs=2, seed=5, quiet=True)
+    setup = D.make_setup(config, data)
+    expected, curve = reference_run(setup.initial, data.X_train, onehot(data.y_train), setup.orders, config.lr)
+    ours = D.run_tinygrad(setup)
+    lean = D.run_reference(setup)
+    assert max_diff(expected, ours.weights) <= TOL
+    assert max_diff(expected, lean.weights) <= TOL
+    np.testing.assert_allclose(ours.loss_curve, curve, rtol=1e-10)
+    np.testing.assert_allclose(lean.loss_curve, curve, rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_sklearn_init_retraces_mlpclassifier_for_two_epochs(data, seed):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    setup = D.make_setup(D.Config(epochs=2, seed=seed, init="sklearn", quiet=True), data)
+    ours = D.run_tinygrad(setup)
+    clf = MLPClassifier(hidden_layer_sizes=(50,), activation="tanh", solver="sgd", batch_size=1,
+                        learning_rate="constant", learning_rate_init=0.001, momentum=0.0, nesterovs_momentum=False,
+                        alpha=0.0, max_iter=2, shuffle=True, n_iter_no_change=100, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(data.X_train, data.y_train)
+    for l in (0, 1):
+        np.testing.assert_allclose(ours.model.layers[l].W.data, clf.coefs_[l].T, rtol=0, atol=TOL)
+        np.testing.assert_allclose(ours.model.layers[l].b.data, clf.intercepts_[l], rtol=0, atol=TOL)
+    # Our learning curve is measured as scikit-learn's loss_curve_ is.
+    np.testing.assert_allclose(ours.loss_curve, clf.loss_curve_, rtol=1e-9)
+
+
+def test_cli_sklearn_mode_reports_the_weight_difference(tmp_path):
+    path = tmp_path / "r.json"
+    assert D.main(["--init", "sklearn", "--epochs", "2", "--only", "tinygrad_mlp,sklearn_sgd", "--quiet",
+                   "--json", str(path)]) == 0
+    rep = json.loads(path.read_text())
+    assert [r["name"] for r in rep["systems"]] == ["tinygrad_mlp", "sklearn_sgd"]
+    assert rep["max_weight_diff_vs_sklearn"] <= TOL
+    assert rep["systems"][0]["test_accuracy"] == rep["systems"][1]["test_accuracy"]
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--epochs", "-1"], "--epochs"),
+    (["--epochs", "0"], "--epochs"),
+    (["--epochs", "ten"], "--epochs"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--only", "tinygrad_mlp,bogus"], "--only"),
+    (["--init", "he"], "--init"),
+    (["--hidden", "0"], "--hidden"),
+    (["--seed", "-3"], "--seed"),
+    (["--save", "x.npz", "--only", "reference"], "--save"),
+])
+def test_bad_flags_exit_2_naming_the_flag(argv, flag, capsys):
+    assert D.main(argv) == 2
+    assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(epochs=0), "epochs"), (dict(lr=float("inf")), "lr"),
+                                          (dict(init="he"), "init"), (dict(only=("nope",)), "only"),
+                                          (dict(hidden=True), "hidden"), (dict(threads=0), "threads")])
+def test_config_rejects_bad_values_naming_the_field(kwargs, name):
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        D.Config(**kwargs)
+
+
+def test_describe_prints_the_dataset_description(capsys):
+    from sklearn.datasets import load_digits
+
+    assert D.main(["--describe"]) == 0
+    assert load_digits().DESCR.strip() in capsys.readouterr().out
+
+
+def test_help_names_the_default_init(capsys):
+    assert D.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "glorot (default)" in out and "--only" in out
+
+
+def test_missing_optional_rows_say_so(data, monkeypatch):
+    for mod in ("torch", "tinygrad_mlp.compiled", "tinygrad_mlp.estimators"):
+        monkeypatch.setitem(sys.modules, mod, None)  # makes `import mod` raise ImportError
+    rep = D.run_benchmark(D.Config(epochs=1, only=("torch", "compiled", "estimator"), quiet=True), data)
+    assert [(r.name, r.status) for r in rep.results] == [
+        ("torch", "not installed"), ("compiled", "not available"), ("estimator", "not available")]
+    table = D.format_table(rep)
+    assert table.count("not available") == 2 and "not installed" in table
+
+
+def test_a_broken_optional_row_does_not_sink_the_run(data, monkeypatch):
+    def boom(setup):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setitem(D.SYSTEMS, "torch", D.System("torch", "PyTorch", boom))
+    rep = D.run_benchmark(D.Config(epochs=1, only=("torch",), quiet=True), data)
+    assert rep.results[0].status == "error: RuntimeError: kaput"
+
+
+def test_torch_row_matches_the_autograd_weights(data):
+    pytest.importorskip("torch")
+    rep = D.run_benchmark(D.Config(epochs=1, only=("tinygrad_mlp", "torch"), quiet=True), data)
+    assert [r.status for r in rep.results] == ["ok", "ok"]
+    assert rep.max_weight_diff_vs_torch <= TOL
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_save_writes_a_model_that_predicts_as_reported(tmp_path, data, scale):
+    serialize = pytest.importorskip("tinygrad_mlp.serialize")
+    model_path, json_path = tmp_path / "m.npz", tmp_path / "r.json"
+    assert D.main(["--epochs", "1", "--only", "tinygrad_mlp", "--quiet", "--save", str(model_path),
+                   "--json", str(json_path)] + (["--scale"] if scale else [])) == 0
+    loaded, meta = serialize.load_with_meta(model_path)
+    factor = float(meta["input_scale"])
+    assert factor == (1 / 16 if scale else 1.0)
+    W = [loaded.layers[l].W.data for l in (0, 1)]
+    b = [loaded.layers[l].b.data for l in (0, 1)]
+    # An independent forward pass (the reference's) on every raw test row, scaled as the meta says.
+    pred = [reference.forward(W, b, x * factor, "tanh", "softmax")[1][-1].argmax() for x in data.X_test]
+    assert np.mean(np.array(pred) == data.y_test) == json.loads(json_path.read_text())["systems"][0]["test_accuracy"]
+
+
+def test_scale_divides_the_pixels_by_16(data):
+    scaled = D.load_data(scale=True)
+    np.testing.assert_array_equal(scaled.X_train * 16.0, data.X_train)
+    np.testing.assert_array_equal(scaled.y_test, data.y_test)
+
+
+def test_split_is_the_practicals(data):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(d.data, d.target, test_size=0.2, random_state=42)
+    np.testing.assert_array_equal(data.X_test, X_test)
+    np.testing.assert_array_equal(data.y_train, y_train)
+    np.testing.assert_array_equal(data.images_test.reshape(len(X_test), 64), X_test)
+
+
+def test_confusion_matrix_matches_sklearn():
+    from sklearn.metrics import confusion_matrix
+
+    rng = np.random.default_rng(0)
+    t, p = rng.integers(0, 10, 200), rng.integers(0, 10, 200)
+    np.testing.assert_array_equal(D.confusion_matrix(t, p), confusion_matrix(t, p, labels=range(10)))
+
+
+def test_epoch_orders_are_fresh_permutations_and_seeded(data):
+    a = D.make_setup(D.Config(epochs=3, seed=1), data)
+    b = D.make_setup(D.Config(epochs=3, seed=1), data)
+    c = D.make_setup(D.Config(epochs=3, seed=2), data)
+    n = len(data.X_train)
+    for o in a.orders:
+        assert sorted(o.tolist()) == list(range(n))
+    assert not np.array_equal(a.orders[0], a.orders[1])
+    assert all(np.array_equal(x, y) for x, y in zip(a.orders, b.orders))
+    assert not np.array_equal(a.initial["W1"], c.initial["W1"])
+
+
+# ------------------------------------------------------------------------ training loop
+@st.composite
+def training_problems(draw):
+    sizes = draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
+    hidden = draw(st.sampled_from(["tanh", "sigmoid", "relu", "identity"]))
+    kind = draw(st.sampled_from(["ce", "se-identity", "se-sigmoid"]))
+    if kind == "ce" and sizes[-1] < 2:
+        sizes[-1] = 2
+    n = draw(st.integers(1, 7))
+    batch_size = draw(st.integers(1, 8))
+    reduction = draw(st.sampled_from(["mean", "sum"]))
+    seed = draw(st.integers(0, 2**16))
+    return sizes, hidden, kind, n, batch_size, reduction, seed
+
+
+@settings(max_examples=25)
+@given(training_problems())
+def test_train_matches_the_hand_written_backprop(problem):
+    sizes, hidden, kind, n, batch_size, reduction, seed = problem
+    rng = np.random.default_rng(seed)
+    output, loss = {"ce": ("softmax", "cross_entropy"), "se-identity": ("identity", "squared_error"),
+                    "se-sigmoid": ("sigmoid", "squared_error")}[kind]
+    model = MLP(sizes, hidden=hidden, output=output, seed=seed, bias_init=0.1)
+    X = rng.normal(size=(n, sizes[0]))
+    if kind == "ce":
+        y = rng.integers(0, sizes[-1], n)
+        Y = onehot(y, sizes[-1])
+    else:
+        Y = y = rng.uniform(size=(n, sizes[-1]))
+    orders = [rng.permutation(n) for _ in range(2)]
+    start = model.state_dict()
+    hist = train(model, X, y, epochs=2, lr=0.05, batch_size=batch_size, loss=loss, reduction=reduction,
+                 order=lambda e: orders[e])
+    expected, curve = reference_run(start, X, Y, orders, 0.05, hidden, output, loss, batch_size, reduction)
+    assert max_diff(expected, model.state_dict()) <= TOL
+    np.testing.assert_allclose(hist.loss, curve, rtol=1e-9, atol=1e-12)
+    assert hist.epochs == 2 and hist.steps == 2 * -(-n // batch_size)
+
+
+def test_train_records_validation_accuracy_and_reproduces_with_a_seed():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 2, 30)
+    runs = []
+    for seed in (4, 4, 5):
+        m = MLP([3, 5, 2], output="softmax", seed=0)
+        h = train(m, X, y, epochs=3, lr=0.1, seed=seed, X_val=X, y_val=y)
+        runs.append(m.state_dict())
+        assert len(h.val_accuracy) == 3 and h.val_accuracy[-1] == accuracy(m, X, y)
+    assert max_diff(runs[0], runs[1]) == 0.0 and max_diff(runs[0], runs[2]) > 0.0
+
+
+def test_accuracy_and_predict_count_argmax_hits():
+    m = MLP([2, 3], output="softmax", seed=1)
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]])
+    W, b = m.layers[0].W.data, m.layers[0].b.data
+    expected = [(W @ x + b).argmax() for x in X]
+    np.testing.assert_array_equal(predict(m, X), expected)
+    assert accuracy(m, X, np.array(expected)) == 1.0
+    assert accuracy(m, X, (np.array(expected) + 1) % 3) == 0.0
+
+
+def _diverging_problem():
+    """Identity network, squared error, η far too large: the loss grows ~100× a step until it overflows."""
+    X = np.array([[3.0, -2.0], [1.0, 4.0]])
+    Y = np.array([[1.0], [-1.0]])
+    return X, Y
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_divergence_raises_naming_epoch_and_step_and_keeps_the_last_finite_weights():
+    X, Y = _diverging_problem()
+    model = MLP([2, 1], hidden="identity", output="identity", weight_init=0.1, bias_init=0.0)
+    start = model.state_dict()
+    with pytest.raises(DivergenceError) as info:
+        train(model, X, Y, epochs=1000, lr=5.0, loss="squared_error", shuffle=False)
+    e = info.value
+    assert f"epoch {e.epoch}" in str(e) and f"step {e.step} of 2" in str(e)
+    assert all(np.isfinite(v).all() for v in model.state_dict().values())
+    # Exactly the updates before the failing step were applied: redo them by hand.
+    applied = 2 * (e.epoch - 1) + (e.step - 1)
+    order = [np.array([0, 1])] * (applied // 2) + ([np.array([0])] if applied % 2 else [])
+    expected, _ = reference_run(start, X, Y, order, 5.0, "identity", "identity", "squared_error")
+    assert max_diff(expected, model.state_dict()) == 0.0
+    # and the next step's loss is indeed not finite.
+    W, b = expected["W1"], expected["b1"]
+    with np.errstate(all="ignore"):
+        nxt = X[applied % 2]
+        assert not math.isfinite(0.5 * float(np.sum((W @ nxt + b - Y[applied % 2]) ** 2)))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_divergence_warns_when_asked():
+    X, Y = _diverging_problem()
+    model = MLP([2, 1], hidden="identity", output="identity", weight_init=0.1, bias_init=0.0)
+    with pytest.warns(DivergenceWarning, match=r"epoch \d+, step \d+"):
+        hist = train(model, X, Y, epochs=1000, lr=5.0, loss="squared_error", shuffle=False, on_divergence="warn")
+    assert hist.diverged and hist.epochs < 1000 and "diverged" in hist.message
+    assert all(np.isfinite(v).all() for v in model.state_dict().values())
+    assert all(math.isfinite(v) for v in hist.loss)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_weights_that_overflow_under_a_finite_loss_are_restored_to_the_epoch_start():
+    # z = 1e75 · 1e75 = 1e150: L = ½ z² = 5e299 is finite, but ∂L/∂W = z x = 1e225 and η ∂L/∂W = inf.
+    model = MLP([1, 1], hidden="identity", output="identity", weight_init=1e75, bias_init=0.0)
+    X, Y = np.array([[1e75], [1e75]]), np.array([[0.0], [0.0]])
+    with pytest.raises(DivergenceError, match="restored") as info:
+        train(model, X, Y, epochs=3, lr=1e100, loss="squared_error", shuffle=False)
+    assert (info.value.epoch, info.value.step) == (1, 2)
+    assert model.layers[0].W.data[0, 0] == 1e75 and model.layers[0].b.data[0] == 0.0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(epochs=-1, lr=0.1), "epochs"),
+    (dict(epochs=1), "lr, optimizer"),
+    (dict(epochs=1, lr=0.1, batch_size=0), "batch_size"),
+    (dict(epochs=1, lr=0.1, loss="hinge"), "loss"),
+    (dict(epochs=1, lr=0.1, reduction="max"), "reduction"),
+    (dict(epochs=1, lr=0.1, on_divergence="ignore"), "on_divergence"),
+    (dict(epochs=1, lr=-1.0), "lr"),
+    (dict(epochs=1, lr=0.1, X_val=np.zeros((2, 3))), "X_val, y_val"),
+    (dict(epochs=1, lr=0.1, order=lambda e: [0]), "order"),
+])
+def test_train_rejects_bad_arguments_naming_them(kwargs, name):
+    m = MLP([3, 2], output="softmax", seed=0)
+    X, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
+    with pytest.raises((ValueError, TypeError)) as info:
+        train(m, X, y, **kwargs)
+    assert str(info.value).startswith(name)
+
+
+@pytest.mark.parametrize("X, y, name", [
+    (np.zeros((4, 2)), np.array([0, 1, 0, 1]), "X"),
+    (np.full((4, 3), np.nan), np.array([0, 1, 0, 1]), "X"),
+    (np.zeros((4, 3)), np.array([0, 1, 2, 1]), "y"),
+    (np.zeros((4, 3)), np.array([0, 1, 0]), "y"),
+])
+def test_train_rejects_bad_data_naming_it(X, y, name):
+    m = MLP([3, 2], output="softmax", seed=0)
+    with pytest.raises(ValueError) as info:
+        train(m, X, y, epochs=1, lr=0.1)
+    assert str(info.value).startswith(name + ":")
+
+
+def test_cross_entropy_needs_a_softmax_output_and_train_takes_an_optimizer():
+    m = MLP([3, 2], output="identity", seed=0)
+    with pytest.raises(ValueError, match="^loss: cross_entropy needs a softmax output"):
+        train(m, np.zeros((2, 3)), [0, 1], epochs=1, lr=0.1)
+    with pytest.raises(TypeError, match="^model"):
+        train(object(), np.zeros((2, 3)), [0, 1], epochs=1, lr=0.1)
+    m = MLP([3, 2], output="softmax", seed=0)
+    h = train(m, np.ones((2, 3)), [0, 1], epochs=2, optimizer=SGD(m.parameters(), 0.1, momentum=0.5))
+    assert isinstance(h, History) and h.steps == 4
+
+
+def test_progress_is_a_line_per_epoch_without_tqdm(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    m = MLP([3, 2], output="softmax", seed=0)
+    train(m, np.ones((2, 3)), [0, 1], epochs=3, lr=0.1, progress=True, desc="run")
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" loss")[0] for line in err] == ["run: epoch 1/3", "run: epoch 2/3", "run: epoch 3/3"]
+
+
+def test_progress_uses_tqdm_when_installed_and_quiet_prints_nothing(capsys):
+    pytest.importorskip("tqdm")
+    bar = progress_bar(2, "x")
+    assert type(bar).__module__.startswith("tqdm")
+    bar.close()
+    assert "x:" in capsys.readouterr().err
+    assert D.main(["--epochs", "1", "--only", "reference", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------- pictures
+def test_plots_are_written_and_are_pngs(tmp_path, data):
+    pytest.importorskip("matplotlib")
+    rep = D.run_benchmark(D.Config(epochs=2, only=("tinygrad_mlp", "reference"), quiet=True), data)
+    paths = D.write_plots(rep, tmp_path)
+    assert sorted(p.name for p in paths) == ["digits_confusion.png", "digits_learning_curves.png",
+                                              "digits_samples.png", "digits_systems.png"]
+    for p in paths:
+        head = p.read_bytes()[:8]
+        assert head == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_plots_without_matplotlib_fail_clearly(monkeypatch, tmp_path, capsys):
+    from tinygrad_mlp import plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match="pip install"):
+        plots.require_matplotlib()
+    assert D.main(["--plots", str(tmp_path), "--epochs", "1", "--quiet"]) == 2
+    assert "--plots" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- scripts
+def _run(args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_example_trains_and_reports_accuracy():
+    r = _run(["examples/train_digits.py", "2"])
+    assert r.returncode == 0, r.stderr
+    test_acc = float(r.stdout.split("test accuracy")[1])
+    assert test_acc >= 0.85
+
+
+def test_benchmark_script_and_module_entry_point():
+    r = _run(["benchmarks/digits.py", "--epochs", "1", "--only", "reference", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert "hand-written backprop" in r.stdout
+    r = _run(["-m", "tinygrad_mlp", "digits", "--lr", "0"])
+    assert r.returncode == 2 and "--lr" in r.stderr

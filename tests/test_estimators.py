@@ -1,0 +1,314 @@
+"""The scikit-learn estimators: scikit-learn's own estimator checks, and equality with scikit-learn's MLP.
+
+The independent path is scikit-learn itself: with the same parameters our estimators draw the same
+weights and shuffles (sklearn_compat) and minimise the same objective, so their coefs_ must equal
+``sklearn.neural_network``'s.
+"""
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.neural_network import MLPClassifier as SkClassifier
+from sklearn.neural_network import MLPRegressor as SkRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from tinygrad_mlp.estimators import MLPClassifier, MLPRegressor, _binary_cross_entropy
+from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.training import DivergenceError, DivergenceWarning
+
+
+def _expected_failed_checks(estimator):
+    # Every check passes; a check that ever fails must be listed here with its reason
+    # (check name -> reason), never silently skipped.
+    return {}
+
+
+# max_iter lowered as scikit-learn's own test suite does for its MLPs (PER_ESTIMATOR_CHECK_PARAMS).
+@parametrize_with_checks([MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)],
+                         expected_failed_checks=_expected_failed_checks)
+def test_sklearn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def _max_diff(a, b):
+    return max(np.abs(u - v).max() for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_))
+
+
+def _both(ours_cls, sk_cls, X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return ours_cls(**kw).fit(X, y), sk_cls(**kw).fit(X, y)
+
+
+# ------------------------------------------------------------------- equality with scikit-learn
+@pytest.mark.parametrize("batch_size", [1, 32])
+def test_two_epochs_of_plain_sgd_equal_scikit_learns_coefs(digits, batch_size):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(30,), activation="tanh", solver="sgd", learning_rate_init=0.01, momentum=0.0,
+              alpha=0.0, batch_size=batch_size, max_iter=2, random_state=0)
+    ours, sk = _both(MLPClassifier, SkClassifier, X, y, **kw)
+    assert [c.shape for c in ours.coefs_] == [(64, 30), (30, 10)]
+    assert _max_diff(ours, sk) < 1e-9
+    np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-12)
+    assert (ours.n_iter_, ours.t_) == (sk.n_iter_, sk.t_) == (2, 2 * len(X))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(solver="adam", batch_size="auto", activation="relu", alpha=1e-3),
+    dict(solver="sgd", batch_size=20, activation="logistic", momentum=0.9, nesterovs_momentum=True, alpha=1e-2),
+    dict(solver="sgd", batch_size=50, activation="identity", momentum=0.5, nesterovs_momentum=False),
+    dict(solver="sgd", batch_size=64, activation="relu", learning_rate="invscaling", momentum=0.9, power_t=0.25),
+], ids=["adam", "nesterov-l2", "momentum", "invscaling"])
+def test_other_solvers_and_penalties_equal_scikit_learns(digits, kw):
+    X, y = digits
+    ours, sk = _both(MLPClassifier, SkClassifier, X, y, hidden_layer_sizes=(16, 8), learning_rate_init=0.01,
+                     max_iter=3, random_state=1, **kw)
+    assert _max_diff(ours, sk) < 1e-9
+    np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kw", [dict(solver="adam", tol=0.05, n_iter_no_change=2),
+                                dict(solver="sgd", learning_rate="adaptive", tol=0.05, n_iter_no_change=1)],
+                         ids=["adam-stops", "sgd-adaptive"])
+def test_stopping_rule_and_adaptive_rate_follow_scikit_learn(digits, kw):
+    X, y = digits
+    ours, sk = _both(MLPClassifier, SkClassifier, X, y, hidden_layer_sizes=(8,), batch_size=100, max_iter=40,
+                     random_state=7, learning_rate_init=0.01, **kw)
+    assert ours.n_iter_ == sk.n_iter_ < 40
+    assert _max_diff(ours, sk) < 1e-9
+    if kw["solver"] == "sgd":
+        assert ours._optimizer.lr == pytest.approx(sk._optimizer.learning_rate) and ours._optimizer.lr < 0.01
+
+
+def test_binary_string_labels_use_one_logistic_unit_as_scikit_learn(digits):
+    X, y = digits
+    labels = np.where(y % 2 == 1, "odd", "even")
+    ours, sk = _both(MLPClassifier, SkClassifier, X, labels, hidden_layer_sizes=(12,), solver="sgd",
+                     batch_size=16, learning_rate_init=0.05, max_iter=2, random_state=2)
+    assert [c.shape for c in ours.coefs_] == [c.shape for c in sk.coefs_] == [(64, 12), (12, 1)]
+    assert list(ours.classes_) == ["even", "odd"]
+    assert _max_diff(ours, sk) < 1e-9
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), atol=1e-9)
+    assert (ours.predict(X) == sk.predict(X)).all()
+
+
+def test_multilabel_targets_equal_scikit_learns(digits):
+    X, y = digits
+    Y = np.c_[y % 2, y > 4, y == 0].astype(int)
+    ours, sk = _both(MLPClassifier, SkClassifier, X, Y, hidden_layer_sizes=(10,), solver="adam", max_iter=3,
+                     random_state=3)
+    assert _max_diff(ours, sk) < 1e-9
+    assert ours.predict(X).shape == Y.shape
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_regressor_equals_scikit_learns_single_and_multi_output(digits, n_outputs):
+    X, _ = digits
+    Y = np.c_[X[:, :5].sum(1), X[:, 20], X[:, 40] - X[:, 41]][:, :n_outputs]
+    y = Y.ravel() if n_outputs == 1 else Y
+    ours, sk = _both(MLPRegressor, SkRegressor, X, y, hidden_layer_sizes=(20,), solver="sgd", batch_size=10,
+                     learning_rate_init=0.01, alpha=1e-3, max_iter=2, random_state=4)
+    assert _max_diff(ours, sk) < 1e-9
+    # scikit-learn reports the squared error divided by the number of outputs as well: so do we.
+    np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict(X), sk.predict(X), atol=1e-9)
+    assert ours.predict(X).shape == y.shape
+    assert ours.score(X, y) == pytest.approx(sk.score(X, y), abs=1e-9)
+
+
+def test_partial_fit_and_warm_start_follow_scikit_learn(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(10,), solver="adam", batch_size=100, random_state=5)
+    ours, sk = MLPClassifier(**kw), SkClassifier(**kw)
+    for part in np.array_split(np.arange(len(X)), 3):
+        ours.partial_fit(X[part], y[part], classes=np.arange(10))
+        sk.partial_fit(X[part], y[part], classes=np.arange(10))
+    assert _max_diff(ours, sk) < 1e-9
+    assert ours.t_ == sk.t_ == len(X)
+
+    kw = dict(hidden_layer_sizes=(10,), solver="sgd", max_iter=2, warm_start=True, random_state=6)
+    ours, sk = _both(MLPClassifier, SkClassifier, X, y, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        sk.fit(X, y)
+    assert len(ours.loss_curve_) == 4
+    assert _max_diff(ours, sk) < 1e-9
+
+
+def test_partial_fit_needs_classes_first_and_rejects_unseen_labels(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="classes"):
+        MLPClassifier().partial_fit(X[:10], y[:10])
+    clf = MLPClassifier(hidden_layer_sizes=(5,)).partial_fit(X[:10], y[:10] % 3, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"^y: `y` has classes not in"):
+        clf.partial_fit(X[:10], y[:10])
+
+
+# ------------------------------------------------------------------------- the sklearn workflow
+def test_pipeline_in_cross_val_score_on_digits_equals_scikit_learns(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(32,), max_iter=15, learning_rate_init=0.01, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = cross_val_score(make_pipeline(StandardScaler(), MLPClassifier(**kw)), X, y, cv=3)
+        sk = cross_val_score(make_pipeline(StandardScaler(), SkClassifier(**kw)), X, y, cv=3)
+    assert ours.mean() > 0.9
+    np.testing.assert_allclose(ours, sk, atol=2e-3)  # at most one of ~600 test digits may tip the other way
+
+
+def test_grid_search_on_digits_picks_what_scikit_learn_picks(digits):
+    X, y = digits
+    grid = {"hidden_layer_sizes": [(8,), (32,)], "learning_rate_init": [1e-3, 1e-2]}
+    kw = dict(max_iter=10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = GridSearchCV(MLPClassifier(**kw), grid, cv=3).fit(X, y)
+        sk = GridSearchCV(SkClassifier(**kw), grid, cv=3).fit(X, y)
+    assert ours.best_params_ == sk.best_params_ == {"hidden_layer_sizes": (32,), "learning_rate_init": 1e-2}
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"], sk.cv_results_["mean_test_score"], atol=2e-3)
+    assert ours.best_estimator_.score(X, y) > 0.9
+
+
+# ------------------------------------------------------------------------------- predictions
+def test_probabilities_are_consistent(digits):
+    X, y = digits
+    for target in (y, y % 2):
+        clf = MLPClassifier(hidden_layer_sizes=(10,), max_iter=5, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, target)
+        p = clf.predict_proba(X)
+        assert p.shape == (len(X), len(clf.classes_))
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), p, rtol=1e-10, atol=1e-300)
+        assert (clf.classes_[p.argmax(axis=1)] == clf.predict(X)).all()
+
+
+def test_predict_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        MLPRegressor().predict(np.zeros((2, 3)))
+
+
+def test_binary_cross_entropy_is_finite_and_exact_for_large_logits():
+    # Closed forms: ℓ(z, y) = softplus(z) − y z, ∂ℓ/∂z = σ(z) − y; mean over the rows.
+    zs = np.array([[-1000.0], [-30.0], [0.0], [30.0], [1000.0]])
+    ys = np.array([[1.0], [0.0], [1.0], [1.0], [0.0]])
+    z = Tensor(zs, requires_grad=True)
+    loss = _binary_cross_entropy(z, Tensor(ys))
+    expected = np.mean(np.logaddexp(0.0, zs) - ys * zs)
+    assert np.isfinite(loss.item()) and loss.item() == pytest.approx(expected, rel=1e-12)
+    loss.backward()
+    sigma = 0.5 * (1 + np.tanh(zs / 2))
+    np.testing.assert_allclose(z.grad, (sigma - ys) / len(zs), atol=1e-15)
+
+
+# ------------------------------------------------------------------------------ divergence
+def _diverging(on_divergence):
+    return MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, batch_size=10,
+                        max_iter=20, random_state=0, on_divergence=on_divergence)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_divergence_raises_naming_epoch_and_step_and_keeps_finite_weights(digits):
+    X, y = digits
+    est = _diverging("raise")
+    with pytest.raises(DivergenceError, match=r"epoch \d+, step \d+ of 180") as info:
+        est.fit(X * 100, y * 1e3)
+    assert info.value.epoch >= 1 and 1 <= info.value.step <= 180
+    assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)
+    assert len(est.loss_curve_) == info.value.epoch - 1
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_divergence_warns_and_stops_when_asked(digits):
+    X, y = digits
+    est = _diverging("warn")
+    with pytest.warns(DivergenceWarning, match=r"epoch \d+, step \d+"):
+        est.fit(X * 100, y * 1e3)
+    assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)
+    assert np.isfinite(est.predict(X)).all()
+
+
+# ------------------------------------------------------------------------------ parameters
+def test_init_stores_anything_and_fit_names_the_bad_parameter(digits):
+    X, y = digits
+    est = MLPClassifier(solver="lbfgs", alpha=-1)  # no validation in __init__, as scikit-learn requires
+    assert est.get_params()["solver"] == "lbfgs"
+    with pytest.raises(ValueError, match=r"^solver: expected one of \['sgd', 'adam'\], got 'lbfgs'"):
+        est.fit(X[:20], y[:20])
+
+
+@pytest.mark.parametrize("param,value,match", [
+    ("hidden_layer_sizes", (10, 0), r"^hidden_layer_sizes: expected positive ints"),
+    ("activation", "softmax", r"^activation: expected one of"),
+    ("alpha", -1.0, r"^alpha: expected a real number in \[0.0, inf\)"),
+    ("batch_size", 0, r"^batch_size: expected an int >= 1"),
+    ("learning_rate_init", 0.0, r"^learning_rate_init: expected a real number in \(0.0, inf\)"),
+    ("max_iter", 0, r"^max_iter: expected an int >= 1"),
+    ("momentum", 1.5, r"^momentum: expected a real number in \[0.0, 1.0\)"),
+    ("on_divergence", "ignore", r"^on_divergence: expected one of \['raise', 'warn'\]"),
+    ("compiled", "yes", r"^compiled: expected a bool"),
+])
+def test_bad_parameters_are_rejected_at_fit_naming_them(digits, param, value, match):
+    X, y = digits
+    with pytest.raises(ValueError, match=match):
+        MLPRegressor(**{param: value}).fit(X[:20], y[:20])
+
+
+def test_defaults_are_scikit_learns():
+    ours, sk = MLPClassifier().get_params(), SkClassifier().get_params()
+    shared = set(ours) & set(sk)
+    assert {"hidden_layer_sizes", "activation", "solver", "learning_rate_init", "alpha", "batch_size", "max_iter",
+            "momentum", "tol", "n_iter_no_change", "shuffle", "random_state", "verbose", "warm_start"} <= shared
+    assert {k: ours[k] for k in shared} == {k: sk[k] for k in shared}
+    assert (ours["compiled"], ours["on_divergence"]) == (False, "raise")
+
+
+# ------------------------------------------------------------------------------- compiled
+@pytest.mark.parametrize("est_cls,target,batch_size,solver", [
+    (MLPClassifier, "classes", 32, "sgd"), (MLPClassifier, "classes", 1, "adam"), (MLPClassifier, "binary", 7, "sgd"),
+    (MLPRegressor, "values", 32, "sgd"), (MLPRegressor, "values", 1, "adam")])
+def test_compiled_training_gives_the_eager_weights(digits, est_cls, target, batch_size, solver):
+    pytest.importorskip("tinygrad_mlp.compiled")
+    X, y = digits
+    X, y = X[:300], {"classes": y, "binary": y % 2, "values": np.c_[X[:, 3], X[:, 30]]}[target][:300]
+    kw = dict(hidden_layer_sizes=(10,), solver=solver, batch_size=batch_size, max_iter=2, random_state=0, alpha=1e-3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        eager = est_cls(**kw).fit(X, y)
+        compiled = est_cls(compiled=True, **kw).fit(X, y)
+    # Same numbers whether the step replayed or (after a failed capture) fell back to eager...
+    assert _max_diff(eager, compiled) < 1e-12
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-12)
+    # ...but the point of compiled=True is that it replays: no fallback may have happened.
+    fallbacks = [str(w.message) for w in caught if "could not be captured" in str(w.message)]
+    assert not fallbacks, fallbacks[0]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_compiled_divergence_stops_at_the_same_step_with_the_same_weights(digits):
+    pytest.importorskip("tinygrad_mlp.compiled")
+    X, y = digits
+    errors, models = [], []
+    for compiled in (False, True):
+        est = _diverging("raise").set_params(compiled=compiled)
+        with pytest.raises(DivergenceError) as info:
+            est.fit(X * 100, y * 1e3)
+        errors.append((info.value.epoch, info.value.step))
+        models.append(est)
+    assert errors[0] == errors[1]
+    assert _max_diff(*models) == 0.0

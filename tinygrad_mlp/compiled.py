@@ -1,0 +1,918 @@
+"""Capture one training step and replay it: forward, backward and optimiser update, without the tape.
+
+Per-example SGD (the practical's Question 3) spends its time on Python overhead per op, not on
+arithmetic, and its graph is the same at every step.  :func:`compile` runs a step function once
+eagerly while watching it (every primitive's forward, the backward, the optimiser step), and
+turns what it saw into one straight-line Python function over preallocated buffers:
+
+* forward: z^[l] = W^[l] h^[l−1] + b^[l] as ``matmul(W, h, out=z); add(z, b, out=z)`` (linear + bias
+  in one buffer), h^[l] = g(z^[l]) in place, the loss through the same NumPy calls as the primitives;
+* backward: the primitives' vjps with ``out=`` (δ^[L] = Σy·exp(z − lse) − y for softmax + cross-entropy
+  in one buffer; ∂L/∂W^[l] = δ^[l] h^[l−1]ᵀ into a fixed rank-1 buffer), accumulated in the tape's order;
+* update: θ ← θ − η ∂L/∂θ in place (SGD, with or without momentum); other optimisers get their
+  ``.grad`` set and their own ``step()`` called.
+
+Every replayed value goes through the same floating-point operations, in the same order, as the eager
+tape's, so a replay is bit-identical to the eager step (the tests check it), and a replayed step creates
+no Tensor and no tape record.
+
+Traps (each one has a test)
+---------------------------
+* **Values computed outside Tensor ops are frozen at capture.**  A Python number passed as an argument
+  is a guard (a new value re-captures, up to ``max_captures`` variants), but NumPy work on the raw
+  input arrays inside ``fn`` is not seen: ``cross_entropy`` with float targets uses Σₖ yₖ of the capture
+  call, which is exact for one-hot rows (Σ = 1 exactly) and off by the rounding of Σy for
+  probability rows (cross_entropy accepts |Σy − 1| ≤ 1e-6).
+* **Python code in fn runs once.**  Counters, prints, learning-rate schedules written inside ``fn``
+  happen at capture only; so do argument checks (``cross_entropy`` refusing a target row that does not
+  sum to 1 raises at capture, but a replay computes with such a row without a word).  The optimiser's
+  attributes (``opt.lr``, ``opt.momentum``) are read at every replay: change the rate there, between calls.
+* **Buffers are reused.**  A scalar loss comes back as a Python float, but a non-scalar result
+  (e.g. the logits) and every ``p.grad`` are buffers that the next replay overwrites: copy them to keep them.
+* **Data-dependent control flow is refused.**  ``bool``, ``float``, ``int``, ``.item()`` of a Tensor or of
+  an input array inside ``fn`` raise :class:`CaptureError` during capture; so does a parameter update
+  outside an optimiser, a returned Python number, or a Tensor that requires grad computed before ``fn``.
+* **The capture call is an eager step.**  Its effects stand even when it then raises CaptureError.
+* Inputs are copied into buffers owned by the step (so ``fn`` may keep views of them).  A call with
+  another shape or dtype captures again; so does a parameter whose ``.data`` was replaced.  An input
+  that ``fn`` copies (a float32 row into a float64 model) is refused at capture.
+
+Where a kernel has no buffered form, the replay calls the primitive's own ``forward``/``vjp``
+(allocating, same maths); a buffered kernel that would not reproduce the capture's value bit for
+bit (checked at capture for logsumexp) is not used.  ``CompiledStep.source`` shows the generated code.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import re as _re
+import numbers
+from typing import Callable
+
+import numpy as np
+
+from . import primitives as P
+from . import tensor as T
+from .optim import SGD, Optimizer
+from .tensor import Tensor
+
+__all__ = ["compile", "CompiledStep", "CaptureError"]
+
+
+_MISS = object()  # what a replay returns when a guard fails
+
+
+class CaptureError(RuntimeError):
+    """The step function did something a replay could not repeat faithfully."""
+
+
+class _Probe(np.ndarray):
+    """An input array during capture: turning it into a Python value is data-dependent control flow."""
+
+    def _refuse(self, *a, **k):
+        raise CaptureError("compiled step: an input array was converted to a Python value during capture "
+                           "(bool/float/int/item/tolist); the replay would freeze that value. Keep the "
+                           "computation in Tensor ops, or run this step eagerly")
+
+    __bool__ = __float__ = __int__ = __index__ = item = tolist = _refuse
+
+    def __getitem__(self, index):
+        # x[0] would be a NumPy scalar, free to enter an `if`: keep it a probe (0-d) instead
+        r = super().__getitem__(index)
+        return r if isinstance(r, np.ndarray) else np.asarray(r).view(_Probe)
+
+
+def _refuse_tensor(self, *a, **k):
+    raise CaptureError("compiled step: a Tensor was converted to a Python value (bool/float/int/.item()) "
+                       "during capture; the replay would freeze it. Return the Tensor instead (a scalar "
+                       "loss comes back from the replay as a float)")
+
+
+# --------------------------------------------------------------------------- capture
+class _Trace:
+    def __init__(self):
+        self.calls = []      # (prim, inputs, args, out, ctx) per forward call
+        self.ops = []        # (call index, parents, out Tensor, recorded?)
+        self.backward = None  # (root Tensor, leaf grad states)
+        self.steps = []      # (optimizer, [(param, grad array)])
+        self.after_backward = {}  # id -> .grad right after the backward
+        self.zeroed = set()  # ids of tensors whose .grad was set to None inside fn
+        self.params = {}     # id -> leaf Tensor requiring grad
+        self.before = {}     # id -> copy of its data when first seen
+
+
+def _install(tr: _Trace):
+    """Patch forwards, _record, backward, optimiser steps and Tensor conversions; return an undo list."""
+    undo = []
+
+    def patch(owner, name, new):
+        had = name in owner.__dict__
+        old = owner.__dict__.get(name)
+        setattr(owner, name, new)
+        undo.append((owner, name, had, old))
+
+    for prim in P.PRIMITIVES.values():
+        orig = prim.forward
+        nin = prim.nin
+
+        def fwd(*a, _orig=orig, _prim=prim, _nin=nin):
+            out, ctx = _orig(*a)
+            tr.calls.append((_prim, a[:_nin], a[_nin:], out, ctx))
+            return out, ctx
+        patch(prim, "forward", staticmethod(fwd))
+
+    orig_record = T._record
+
+    def record(prim, parents, out, ctx, args=()):
+        t = orig_record(prim, parents, out, ctx, args)
+        for p in parents:
+            if p is not None and p.requires_grad and p._rec is None and id(p) not in tr.params:
+                tr.params[id(p)] = p
+                tr.before[id(p)] = p.data.copy()
+        tr.ops.append((len(tr.calls) - 1, parents, t, t.requires_grad))
+        return t
+    patch(T, "_record", record)
+
+    orig_backward = Tensor.backward
+
+    def backward(self, grad=None, retain_graph=False):
+        if tr.backward is not None:
+            raise CaptureError("compiled step: backward() was called twice in one step")
+        if grad is not None or retain_graph:
+            raise CaptureError("compiled step: backward() takes no grad= or retain_graph= in a compiled step")
+        states = {pid: (p.grad is None and pid in tr.zeroed) for pid, p in tr.params.items()}
+        tr.backward = (self, states)
+        r = orig_backward(self)
+        tr.after_backward = {pid: p.grad for pid, p in tr.params.items()}
+        return r
+    patch(Tensor, "backward", backward)
+
+    slot = Tensor.__dict__["grad"]
+
+    def set_grad(self, v):
+        if v is None:
+            tr.zeroed.add(id(self))
+        slot.__set__(self, v)
+    patch(Tensor, "grad", property(lambda s: slot.__get__(s, Tensor), set_grad))
+    for name in ("item", "__bool__", "__float__", "__int__", "__index__"):
+        patch(Tensor, name, _refuse_tensor)
+
+    def opt_classes(c):
+        yield c
+        for s in c.__subclasses__():
+            yield from opt_classes(s)
+    for cls in set(opt_classes(Optimizer)):
+        if "step" in cls.__dict__:
+            def step(self, _orig=cls.__dict__["step"], _cls=cls):
+                if type(self).__dict__.get("step", None) is not None and type(self) is not _cls:
+                    return _orig(self)  # a subclass's step calling super(): recorded by the subclass
+                tr.steps.append((self, [(p, p.grad) for p in self.params]))
+                return _orig(self)
+            patch(cls, "step", step)
+    return undo
+
+
+def _uninstall(undo):
+    for owner, name, had, old in reversed(undo):
+        if had:
+            setattr(owner, name, old)
+        else:
+            delattr(owner, name)
+
+
+# --------------------------------------------------------------------------- program
+def lse_flat(z, axis, t, s, _max=np.maximum.reduce, _sum=np.add.reduce, _sub=np.subtract, _exp=np.exp):
+    """log Σ exp z over all of z into ``s`` (shape (1,)·ndim), as LogSumExp.forward computes it.
+
+    ``maximum.reduce`` and ``add.reduce`` are what ``z.max()`` and ``t.sum()`` call, minus their
+    Python wrappers: the same pairwise sum, so the same bits.
+    """
+    m = _max(z, None)
+    if not math.isfinite(m):
+        m = 0.0  # an all −inf input would give (−inf) − (−inf) = nan
+    _sub(z, m, out=t)
+    _exp(t, out=t)
+    r = _sum(t, None)
+    s.flat[0] = m + (math.log(r) if r > 0 else np.log(r))
+
+
+def lse_axis(z, axis, t, s):
+    """log Σ exp z along ``axis`` into ``s`` (keepdims shape), as LogSumExp.forward computes it."""
+    m = z.max(axis=axis, keepdims=True)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0.0)
+    np.subtract(z, m, out=t)
+    np.exp(t, out=t)
+    np.add.reduce(t, axis=axis, keepdims=True, out=s)
+    np.log(s, out=s)
+    s += m
+
+
+_FUNCS = {"lse_flat": lse_flat, "lse_axis": lse_axis, "np": np, "math": math, "matmul": np.matmul,
+          "add": np.add, "sub": np.subtract,
+          "mul": np.multiply, "div": np.divide, "neg": np.negative, "tanh": np.tanh, "exp": np.exp,
+          "log": np.log, "gt": np.greater, "copyto": np.copyto, "add_reduce": np.add.reduce,
+          "max_reduce": np.maximum.reduce, "isfinite": np.isfinite}
+
+
+class _Gen:
+    """Builds the replay function's source: one line per kernel, buffers as keyword defaults."""
+
+    def __init__(self):
+        self.ns = dict(_FUNCS)
+        self.own = []  # names bound as keyword defaults (locals in the replay)
+        self.dynamic = set()  # names rebound at every replay (not a fixed buffer)
+        self.alias = {}  # view name -> the name it views
+        self.lines = []
+        self.n = 0
+
+    def name(self, value, prefix="c", dynamic=False):
+        self.n += 1
+        key = f"{prefix}{self.n}"
+        self.ns[key] = value
+        self.own.append(key)
+        if dynamic:
+            self.dynamic.add(key)
+        return key
+
+    def buf(self, like, prefix="b"):
+        a = np.asarray(like)
+        return self.name(np.empty(a.shape, a.dtype), prefix)
+
+    def is_ones(self, nm):
+        """True for the backward's seed ∂L/∂L = 1 (and views of it), which no kernel ever overwrites."""
+        while nm in self.alias:
+            nm = self.alias[nm]
+        return nm.startswith("one") and bool(np.all(self.ns[nm] == 1))
+
+    def fixed_array(self, nm):
+        return nm not in self.dynamic and isinstance(self.ns.get(nm), np.ndarray)
+
+    def emit(self, line):
+        # One statement per entry, so that constant folding can drop the ones that never change.
+        parts = [line] if "\n" in line else line.split("; ")
+        self.lines.extend(parts)
+
+    def fold(self, varying):
+        """Run once, now, every ``f(..., out=o)`` whose operands never change; drop it from the replay.
+
+        ``varying`` are the names whose arrays change between replays (inputs, parameters and what is
+        computed from them).  A folded statement runs the same NumPy call once, so values are unchanged.
+        """
+        const = {k for k in self.own if k not in varying and k not in self.dynamic
+                 and (k.startswith(("c", "one")) or (k.startswith("w") and self.alias.get(k) is None))}
+        written = set()
+        for ln in self.lines:
+            m = _STMT.match(ln)
+            if m:
+                written.add(m.group(3))
+        kept = []
+        for ln in self.lines:
+            m = _STMT.match(ln)
+            if m:
+                ids = [n for n in _NAME.findall(m.group(2)) if n not in _KEYWORDS]
+                names = [n for n in ids if n not in _FUNCS]
+                if all(n in self.ns for n in ids) and all(self._const(n, const) for n in names) \
+                        and m.group(3) not in varying:
+                    exec(ln, self.ns)
+                    const.add(m.group(3))
+                    continue
+            kept.append(ln)
+        self.lines = kept
+
+    def _const(self, n, const):
+        while n in self.alias:
+            n = self.alias[n]
+        return n in const
+
+
+_STMT = __import__("re").compile(r"^(\w+)\((.*), out=(\w+)\)$")
+_KEYWORDS = {"axis", "keepdims", "True", "False", "None"}
+_NAME = __import__("re").compile(r"\b[A-Za-z_]\w*\b")
+
+
+def _rename(line: str, old: str, new: str) -> str:
+    return _re.sub(rf"\b{old}\b", new, line)
+
+
+def _is_fresh(a) -> bool:
+    return type(a) is np.ndarray and a.base is None and a.flags.writeable and a.flags.c_contiguous
+
+
+def _outbuf(out):
+    """The capture's own output array when it can serve as the replay buffer, else a new 0-d one."""
+    if _is_fresh(out):
+        return out
+    if isinstance(out, np.generic):  # NumPy returns scalars from 0-d arithmetic; a 0-d buffer computes the same
+        return np.empty((), out.dtype)
+    return None
+
+
+def _is_one(c, dtype) -> bool:
+    """c is exactly 1 and multiplying by it keeps ``dtype`` (so x · c = x, bit for bit)."""
+    if type(c) in (int, float):
+        return c == 1
+    return isinstance(c, (np.generic, np.ndarray)) and np.size(c) == 1 and np.ndim(c) == 0 \
+        and np.asarray(c).dtype == dtype and c == 1
+
+
+def _unit_operand(ins, out):
+    """For a product with one operand exactly 1: the index of the other operand (x · 1 = x), else None."""
+    for i in (0, 1):
+        other = ins[1 - i]
+        if isinstance(other, (np.ndarray, np.generic)) and np.shape(other) == np.shape(out) \
+                and _is_one(ins[i], np.asarray(out).dtype) and np.asarray(other).dtype == np.asarray(out).dtype:
+            return 1 - i
+    return None
+
+
+_ELEMENTWISE = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "neg": "neg", "tanh": "tanh",
+                "exp": "exp", "log": "log", "matmul": "matmul"}
+
+
+class _Builder:
+    """Translate a :class:`_Trace` into replay source, mirroring the eager forward and backward exactly."""
+
+    def __init__(self, tr: _Trace, inputs: list, probes: list):
+        self.tr, self.g = tr, _Gen()
+        self.var = {}  # id(array) -> code name
+        self.keep = []  # strong references so ids stay unique
+        self.input_names = []
+        self.inputs = list(inputs)
+        self.ctxvars = {}
+        self.leafgrad = {}
+        for buf, probe in zip(inputs, probes):
+            nm = self.g.name(buf, "x")
+            self.input_names.append(nm)
+            self.bind(buf, nm)
+            if probe is not None:
+                self.bind(probe, nm)
+
+    def bind(self, arr, nm):
+        self.var[id(arr)] = nm
+        self.keep.append(arr)
+
+    def ref(self, a):
+        """Code for an operand: a traced value, or a constant captured by reference (frozen)."""
+        if type(a) in (int, float, bool):
+            return repr(a)
+        nm = self.var.get(id(a))
+        if nm is None:
+            self._check_not_a_copy(a)
+            nm = self.g.name(a)
+            self.bind(a, nm)
+        return nm
+
+    def _check_not_a_copy(self, a):
+        """A constant equal to an input but not sharing its memory is a copy the replay would freeze."""
+        if not isinstance(a, np.ndarray):
+            return
+        for i, buf in enumerate(self.inputs):
+            if a.shape == buf.shape and not np.shares_memory(a, buf) and np.array_equal(a, buf):
+                raise CaptureError(
+                    f"compiled step: input {i} reached the Tensor ops as a copy (dtype {a.dtype}, the input "
+                    f"came as {buf.dtype}); a replay would keep the capture's values. Pass arrays of the "
+                    "dtype fn computes in, so that fn can use them without copying")
+
+    # ------------------------------------------------------------------ forward
+    def forward(self):
+        g, emit = self.g, self.g.emit
+        for k, (prim, ins, args, out, ctx) in enumerate(self.tr.calls):
+            a = [self.ref(x) for x in ins]
+            name = prim.name
+            o = None
+            ob = _outbuf(out)
+            one = _unit_operand(ins, out) if name == "mul" else None
+            if one is not None:  # x · 1 = x exactly (Σy of a one-hot row): no kernel, the same buffer
+                o = a[one]
+            elif name in _ELEMENTWISE and ob is not None:
+                o = g.name(ob, "v")
+                emit(f"{_ELEMENTWISE[name]}({', '.join(a)}, out={o})")
+            elif name == "sigmoid" and ob is not None:
+                o = g.name(ob, "v")
+                emit(f"mul(0.5, {a[0]}, out={o}); tanh({o}, out={o}); add(1.0, {o}, out={o}); mul(0.5, {o}, out={o})")
+            elif name == "relu" and ob is not None and _is_fresh(ctx):
+                o = g.name(ob, "v")
+                mask = g.name(ctx, "m")
+                emit(f"gt({a[0]}, 0, out={mask}); mul({a[0]}, {mask}, out={o})")
+                self.ctxvars[k] = mask
+            elif name == "logsumexp" and self._lse_ok(ins[0], args, out, ctx):
+                axis, keep = args
+                lse = ctx[1]
+                sb, t = np.empty(lse.shape, lse.dtype), np.empty(ins[0].shape, ins[0].dtype)
+                s, tn = g.name(sb, "s"), g.name(t, "t")
+                o = s if keep else g.name(sb.reshape(np.shape(out)), "v")  # a view of the lse buffer
+                if o != s:
+                    g.alias[o] = s
+                fn = "lse_flat" if (axis is None or ins[0].ndim == 1) else "lse_axis"
+                emit(f"{fn}({a[0]}, {g.name(axis)}, {tn}, {s})")
+                self.ctxvars[k] = s
+            elif name in ("sum", "mean") and ob is not None:
+                axis, keep = args
+                o = g.name(ob, "v")
+                emit(f"add_reduce({a[0]}, axis={g.name(axis)}, keepdims={keep!r}, out={o})")
+                if name == "mean":
+                    emit(f"div({o}, {ctx[3]}, out={o})")
+            elif name in ("reshape", "transpose", "getitem") and isinstance(out, np.ndarray) \
+                    and g.fixed_array(a[0]) and np.shares_memory(out, ins[0]) \
+                    and (name != "getitem" or P._is_basic(args[0])):
+                o = g.name(out, "v")  # a view of a buffer that never moves: nothing to do at replay
+                g.alias[o] = a[0]
+            if o is None:  # generic: the primitive itself (allocates, same maths)
+                o = g.name(None, "v", dynamic=True)
+                c = g.name(None, "ctx", dynamic=True)
+                arglist = ", ".join(a + [g.name(x) for x in args])
+                emit(f"{o}, {c} = {g.name(prim)}.forward({arglist})")
+                self.ctxvars[k] = c
+            self.bind(out, o)
+
+    @staticmethod
+    def _lse_ok(z, args, out, ctx) -> bool:
+        """Use the buffered logsumexp kernel only if it reproduces this capture's value bit for bit."""
+        if not isinstance(z, np.ndarray) or z.dtype not in (np.float64, np.float32) or len(args) != 2:
+            return False
+        axis, keep = args
+        lse = ctx[1] if isinstance(ctx, tuple) and len(ctx) == 3 else None
+        if not isinstance(lse, np.ndarray) or np.shape(out) != (lse.shape if keep else np.shape(out)):
+            return False
+        s, t = np.empty(lse.shape, lse.dtype), np.empty(z.shape, z.dtype)
+        (lse_flat if (axis is None or z.ndim == 1) else lse_axis)(z, axis, t, s)
+        return np.array_equal(s, lse, equal_nan=True) and s.reshape(np.shape(out)).shape == np.shape(out)
+
+    # ------------------------------------------------------------------ backward
+    def backward(self):
+        tr, g, emit = self.tr, self.g, self.g.emit
+        root, states = tr.backward
+        recs = [(ci, parents, t) for ci, parents, t, rec in tr.ops if rec]
+        idx = {id(t): i for i, (_, _, t) in enumerate(recs)}
+        if id(root) not in idx:
+            raise CaptureError("compiled step: backward() was called on a Tensor not computed inside the step")
+        pending = {id(root): g.name(np.ones_like(root.data), "one")}
+        for i in range(idx[id(root)], -1, -1):
+            ci, parents, t = recs[i]
+            gv = pending.pop(id(t), None)
+            if gv is None:
+                continue
+            if t._retain:
+                raise CaptureError("compiled step: retain_grad() is not supported in a compiled step")
+            prim, ins, args, out, ctx = tr.calls[ci]
+            need = [p is not None and p.requires_grad for p in parents]
+            gs = self.vjp(ci, prim, ins, args, out, ctx, gv, need)
+            for p, gp, nd in zip(parents, gs, need):
+                if not nd:
+                    continue
+                if p._rec is None:
+                    self.leaf(p, gp, states.get(id(p), False))
+                elif id(p) not in idx:
+                    raise CaptureError("compiled step: the graph reaches a Tensor computed before the step "
+                                       "(outside fn); compute it inside fn or detach it")
+                else:
+                    prev = pending.get(id(p))
+                    if prev is None:
+                        pending[id(p)] = gp
+                    else:  # eager: prev + gp, a new array
+                        acc = g.buf(p.data, "acc")
+                        emit(f"add({prev}, {gp}, out={acc})")
+                        pending[id(p)] = acc
+        if pending:
+            raise CaptureError("compiled step: backward did not reach every pending gradient")
+
+    def leaf(self, p, gp, assign):
+        g, emit = self.g, self.g.emit
+        cur = self.leafgrad.get(id(p))
+        if cur is not None:  # a second contribution: eager makes p.grad + gp, a new array
+            nm = g.buf(p.data, "G")
+            emit(f"add({cur}, {gp}, out={nm})")
+        elif assign and g.fixed_array(gp) and g.ns[gp].flags.writeable:
+            nm = gp  # eager keeps the vjp's array itself as .grad
+        else:
+            nm = g.buf(p.data, "G")
+            if assign:
+                emit(f"copyto({nm}, {gp})")
+            else:  # not zeroed inside fn: eager adds to whatever .grad holds when the step runs
+                emit(f"_g = {self.param_name(p)}.grad\nif _g is None: copyto({nm}, {gp})\n"
+                     f"else: add(_g, {gp}, out={nm})")
+        self.leafgrad[id(p)] = nm
+
+    def param_name(self, p):
+        key = ("param", id(p))
+        nm = self.var.get(key)
+        if nm is None:
+            nm = self.g.name(p, "P")
+            self.var[key] = nm
+        return nm
+
+    def view(self, expr_fn, src):
+        """A view of ``src`` (reshape, transpose, broadcast): made once if src is a fixed buffer."""
+        g = self.g
+        if g.fixed_array(src):
+            nm = g.name(expr_fn(g.ns[src]), "w")
+            g.alias[nm] = src
+            return nm
+        nm = g.name(None, "w", dynamic=True)
+        g.emit(f"{nm} = {g.name(expr_fn)}({src})")
+        return nm
+
+    def vjp(self, ci, prim, ins, args, out, ctx, gv, need):
+        """Emit the vjp of one call; return one code name per input (None where not needed)."""
+        g, emit = self.g, self.g.emit
+        name = prim.name
+        a = [self.ref(x) for x in ins]
+        shapes = [np.shape(x) for x in ins]
+        oshape = tuple(np.shape(out))
+        odt = np.asarray(out).dtype
+
+        def unb(src, shape):  # primitives.unbroadcast, with out= buffers
+            shape = tuple(shape)
+            if shape == oshape:
+                return src
+            lead = len(oshape) - len(shape)
+            cur, cshape = src, oshape
+            if lead > 0:
+                cshape = oshape[lead:]
+                nm = g.name(np.empty(cshape, odt), "u")
+                emit(f"add_reduce({cur}, axis={tuple(range(lead))!r}, out={nm})")
+                cur = nm
+            st = tuple(i for i, s in enumerate(shape) if s == 1 and cshape[i] != 1)
+            if st:
+                nm = g.name(np.empty(shape, odt), "u")
+                emit(f"add_reduce({cur}, axis={st!r}, keepdims=True, out={nm})")
+                cur = nm
+            return cur
+
+        def newbuf(shape=oshape, dt=odt):
+            return g.name(np.empty(shape, dt), "d")
+
+        res = [None] * len(ins)
+        h = self.var.get(id(out))
+        if name == "add":
+            res = [unb(gv, shapes[i]) if need[i] else None for i in range(2)]
+        elif name == "sub":
+            if need[0]:
+                res[0] = unb(gv, shapes[0])
+            if need[1]:
+                n = newbuf()
+                emit(f"neg({gv}, out={n})")
+                res[1] = unb(n, shapes[1])
+        elif name == "mul":
+            for i in range(2):
+                if need[i]:
+                    if _is_one(ins[1 - i], odt):
+                        res[i] = unb(gv, shapes[i])  # g · 1 = g exactly
+                        continue
+                    n = newbuf()
+                    emit(f"mul({gv}, {a[1 - i]}, out={n})")
+                    res[i] = unb(n, shapes[i])
+        elif name == "div":
+            n = newbuf()
+            emit(f"div({gv}, {a[1]}, out={n})")
+            if need[0]:
+                res[0] = unb(n, shapes[0])
+            if need[1]:
+                t = newbuf()
+                emit(f"neg({n}, out={t}); mul({t}, {h}, out={t})")
+                res[1] = unb(t, shapes[1])
+        elif name == "neg":
+            n = newbuf()
+            emit(f"neg({gv}, out={n})")
+            res[0] = n
+        elif name == "tanh":
+            n, t = newbuf(), newbuf()
+            emit(f"mul({h}, {h}, out={t}); sub(1.0, {t}, out={t}); mul({gv}, {t}, out={n})")
+            res[0] = n
+        elif name == "sigmoid":
+            n, t = newbuf(), newbuf()
+            emit(f"sub(1.0, {h}, out={t}); mul({h}, {t}, out={t}); mul({gv}, {t}, out={n})")
+            res[0] = n
+        elif name == "exp":
+            n = newbuf()
+            emit(f"mul({gv}, {h}, out={n})")
+            res[0] = n
+        elif name == "log":
+            n = newbuf()
+            emit(f"div({gv}, {a[0]}, out={n})")
+            res[0] = n
+        elif name == "relu" and ci in self.ctxvars and self.ctxvars[ci].startswith("m"):
+            n = newbuf()
+            emit(f"mul({gv}, {self.ctxvars[ci]}, out={n})")
+            res[0] = n
+        elif name == "matmul" and np.ndim(ins[0]) == 2 and np.ndim(ins[1]) in (1, 2):
+            A, B = ins
+            dt = np.result_type(A, B)
+            if B.ndim == 1:  # W h: ∂L/∂W = δ hᵀ into a fixed rank-1 buffer, ∂L/∂h = Wᵀ δ a gemv
+                if need[0]:
+                    res[0] = newbuf(A.shape, dt)
+                    col = self.view(lambda x: x[:, None], gv)
+                    emit(f"mul({col}, {a[1]}, out={res[0]})")
+                if need[1]:
+                    res[1] = newbuf(B.shape, dt)
+                    emit(f"matmul({self.view(np.transpose, a[0])}, {gv}, out={res[1]})")
+            else:
+                if need[0]:
+                    res[0] = newbuf(A.shape, dt)
+                    emit(f"matmul({gv}, {self.view(np.transpose, a[1])}, out={res[0]})")
+                if need[1]:
+                    res[1] = newbuf(B.shape, dt)
+                    emit(f"matmul({self.view(np.transpose, a[0])}, {gv}, out={res[1]})")
+        elif name == "logsumexp" and ci in self.ctxvars and self.ctxvars[ci].startswith("s"):
+            lse = self.ctxvars[ci]
+            axis, keep = args
+            n = newbuf(np.shape(ins[0]), odt)
+            gg = gv if keep else self.view(lambda x, _s=g.ns[lse].shape: x.reshape(_s), gv)
+            # the softmax + cross-entropy gradient: g · exp(z − lse), recomputed as the primitive does
+            emit(f"sub({a[0]}, {lse}, out={n}); exp({n}, out={n})")
+            if not g.is_ones(gv):  # 1 · e = e exactly: a loss that is the graph's root skips the product
+                emit(f"mul({gg}, {n}, out={n})")
+            res[0] = n
+        elif name in ("sum", "mean"):
+            shape, axis, keep = ctx[:3]
+            src = gv
+            if name == "mean":
+                src = newbuf()
+                emit(f"div({gv}, {ctx[3]}, out={src})")
+            if not keep and axis is not None:
+                src = self.view(lambda x, _a=axis: np.expand_dims(x, _a), src)
+            res[0] = self.view(lambda x, _s=shape: np.broadcast_to(x, _s), src)
+        elif name == "reshape":
+            res[0] = self.view(lambda x, _s=ctx: x.reshape(_s), gv)
+        elif name == "transpose":
+            res[0] = self.view((lambda x: np.transpose(x)) if ctx is None
+                               else (lambda x, _p=tuple(np.argsort(ctx)): np.transpose(x, _p)), gv)
+        elif name == "getitem":
+            shape, dtype, index = ctx
+            n, ix = newbuf(shape, dtype), g.name(index)
+            if P._is_basic(index):
+                emit(f"{n}.fill(0); {n}[{ix}] = {gv}")
+            else:
+                emit(f"{n}.fill(0); np.add.at({n}, {ix}, {gv})")
+            res[0] = n
+        else:  # generic: the primitive's own vjp on this replay's ctx
+            c = self.ctxvars.get(ci)
+            if c is None or not c.startswith("ctx"):
+                raise CaptureError(f"compiled step: no replay rule for the vjp of {name!r} here")
+            res = [g.name(None, "d", dynamic=True) for _ in ins]
+            emit(f"{', '.join(res)}, = {g.name(prim)}.vjp({gv}, {c})")
+        return res
+
+    # ------------------------------------------------------------------ optimiser
+    def optimiser(self):
+        g, emit = self.g, self.g.emit
+        for opt, pg in self.tr.steps:
+            on = g.name(opt, "opt")
+            items = []
+            for i, (p, grad) in enumerate(pg):
+                if grad is None:
+                    continue
+                gname = self.leafgrad.get(id(p))
+                if gname is None or grad is not self.tr.after_backward.get(id(p)):
+                    raise CaptureError("compiled step: an optimiser stepped on a .grad that the step's "
+                                       "backward did not produce")
+                items.append((i, p, gname))
+            generic = "".join(f"{self.param_name(p)}.grad = {gname}\n" for i, p, gname in items) + \
+                f"type({on}).step({on})"
+            if type(opt) is SGD:  # θ ← θ − η g in place; momentum v ← μ v + g as SGD.step does
+                # lr, momentum (and Nesterov, which takes SGD's own step) are read at every replay
+                lines = [f"lr, mu, vel = {on}.lr, {on}.momentum, {on}.velocity"]
+                for i, p, gname in items:
+                    pd, tmp = self.ref(p.data), g.buf(p.data, "T")
+                    lines.append(f"_g = {gname}\nif mu:\n    _v = vel[{i}]\n"
+                                 f"    if _v is None: _v = vel[{i}] = _g.copy()\n"
+                                 f"    else: mul(_v, mu, out=_v); add(_v, _g, out=_v)\n    _g = _v\n"
+                                 f"mul(_g, lr, out={tmp}); sub({pd}, {tmp}, out={pd})")
+                body = "\n".join(lines).replace("\n", "\n    ")
+                emit(f"if getattr({on}, 'nesterov', False):\n    " + generic.replace("\n", "\n    ")
+                     + "\nelse:\n    " + body)
+            else:  # any other optimiser: hand it the grads and let it step itself
+                emit(generic)
+
+
+def _capture(fn, args, kwargs):
+    inputs, probes, call_args = [], [], []
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            if a.requires_grad:
+                raise TypeError(f"args[{i}]: expected input data, got a Tensor that requires grad "
+                                "(parameters must be reached through fn's closure)")
+            buf = np.array(a.data, copy=True, order="C")
+            inputs.append(buf)
+            probes.append(None)
+            call_args.append(T._new(buf))
+        elif isinstance(a, np.ndarray):
+            buf = np.array(a, copy=True, order="C")
+            pr = buf.view(_Probe)
+            inputs.append(buf)
+            probes.append(pr)
+            call_args.append(pr)
+        else:
+            call_args.append(a)
+    tr = _Trace()
+    undo = _install(tr)
+    try:
+        out = fn(*call_args, **kwargs)
+        tr.final_leafgrad = {pid: p.grad for pid, p in tr.params.items()}
+    finally:
+        _uninstall(undo)
+    stepped = {id(p) for opt, pg in tr.steps for p, _ in pg}
+    for pid, p in tr.params.items():
+        if pid not in stepped and not np.array_equal(tr.before[pid], p.data):
+            raise CaptureError("compiled step: a parameter changed outside an optimiser's step(); "
+                               "that update cannot be replayed")
+    return tr, inputs, probes, out
+
+
+class _Program:
+    """One captured variant: the generated replay function and the guards it needs."""
+
+    def __init__(self, fn, args, kwargs):
+        tr, inputs, probes, out = _capture(fn, args, kwargs)
+        self.first_result = out
+        b = _Builder(tr, inputs, probes)
+        b.forward()
+        if tr.backward is not None:
+            b.backward()
+        elif tr.steps:
+            raise CaptureError("compiled step: an optimiser stepped without a backward in the step")
+        b.optimiser()
+        g = b.g
+        # .grad as eager leaves it when fn returns: None where fn zeroed it after the step, else the buffer
+        for pid, p in tr.params.items():
+            fin = tr.final_leafgrad.get(pid)
+            if fin is None:
+                if pid in b.leafgrad or pid in tr.zeroed:
+                    g.emit(f"{b.param_name(p)}.grad = None")
+            elif pid in b.leafgrad and fin is tr.after_backward.get(pid):
+                g.emit(f"{b.param_name(p)}.grad = {b.leafgrad[pid]}")
+            else:
+                raise CaptureError("compiled step: a .grad was changed after the backward in a way the replay "
+                                   "cannot repeat")
+        g.emit(f"return {self._result(b, out)}")
+        self.params = list(tr.params.values())
+        self.param_data = [p.data for p in self.params]
+        moving = list(inputs) + self.param_data
+        varying = {k for k in g.own if isinstance(g.ns[k], np.ndarray)
+                   and any(np.shares_memory(g.ns[k], m) for m in moving)}
+        g.fold(varying)
+        # Guards, inlined so a replay pays for no Python call: same types, shapes, dtypes, Python values,
+        # and parameters still holding the arrays captured.
+        guards, params, head, k = [], [], [], 0
+        for i, a in enumerate(args):
+            an = f"a{i}"
+            params.append(an)
+            if isinstance(a, (np.ndarray, Tensor)):
+                arr = a.data if isinstance(a, Tensor) else a
+                guards.append(f"{an}.__class__ is not {g.name(type(a), 'K')} or {an}.shape != {arr.shape!r} "
+                              f"or {an}.dtype != {g.name(arr.dtype, 'D')}")
+                same = None if isinstance(a, Tensor) else self._plain_uses(g, inputs[k])
+                if same is not None:
+                    # fn used the input only as itself: the replay reads the caller's (C-contiguous) array
+                    # in place of the buffer, and saves the copy
+                    guards[-1] += f" or not {an}.flags.c_contiguous"
+                    for nm in same:
+                        g.lines = [_rename(ln, nm, an) for ln in g.lines]
+                else:
+                    head.append(f"    copyto({b.input_names[k]}, {an}.data)" if isinstance(a, Tensor)
+                                else f"    copyto({b.input_names[k]}, {an})")
+                k += 1
+            else:
+                guards.append(f"{an}.__class__ is not {g.name(type(a), 'K')} or {an} != {g.name(a, 'V')}")
+        for p in self.params:
+            guards.append(f"{b.param_name(p)}.data is not {g.name(p.data, 'Q')}")
+        miss = g.name(_MISS, "MISS")
+        guard = "    if " + " or ".join(guards) + f": return {miss}\n" if guards else ""
+        params = ", ".join(params)
+        head = guard + "".join(ln + "\n" for ln in head)
+        body = "\n".join("    " + ln.replace("\n", "\n    ") for ln in g.lines)
+        kw = ", ".join(f"{k}={k}" for k in g.own)
+        self.source = f"def replay({params}{', ' if params else ''}*, {kw}):\n{head}{body}\n"
+        exec(builtins.compile(self.source, "<compiled step>", "exec"), g.ns)
+        self.replay = g.ns["replay"]
+        self._keep = b.keep
+
+    @staticmethod
+    def _plain_uses(g, buf):
+        """Names of every array in the replay that views ``buf`` whole (same memory, shape, strides), or
+        None when some name views it otherwise (a row, a transpose): then the buffer must be filled."""
+        ptr = buf.__array_interface__["data"][0]
+        names = []
+        for k in g.own:
+            v = g.ns[k]
+            if isinstance(v, np.ndarray) and np.shares_memory(v, buf):
+                if v.shape != buf.shape or v.strides != buf.strides or v.dtype != buf.dtype \
+                        or v.__array_interface__["data"][0] != ptr:
+                    return None
+                names.append(k)
+        return names
+
+    def _result(self, b, out):
+        if out is None:
+            return "None"
+        if isinstance(out, Tensor):
+            nm = b.var.get(id(out.data))
+            if nm is None:
+                raise CaptureError("compiled step: fn returned a Tensor the step did not compute")
+            return f"float({nm})" if np.ndim(out.data) == 0 else nm
+        if isinstance(out, (tuple, list)):
+            parts = [self._result(b, o) for o in out]
+            return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        raise CaptureError(f"compiled step: fn must return None, a Tensor or a tuple of Tensors, got "
+                           f"{type(out).__name__} (a Python number would be frozen at its capture value)")
+
+    def valid(self) -> bool:
+        for p, d in zip(self.params, self.param_data):
+            if p.data is not d:
+                return False
+        return True
+
+
+def _key(args):
+    key = []
+    for a in args:
+        if isinstance(a, Tensor):
+            key.append(("T", a.data.shape, a.data.dtype.str))
+        elif isinstance(a, np.ndarray):
+            key.append(("A", a.shape, a.dtype.str))
+        elif isinstance(a, (bool, numbers.Number, str, type(None))):
+            key.append(("S", type(a), a))
+        else:
+            raise TypeError(f"args: expected arrays, Tensors or Python scalars, got {type(a).__name__}")
+    return tuple(key)
+
+
+class CompiledStep:
+    """A step function captured on its first call and replayed afterwards; see :func:`compile`."""
+
+    def __init__(self, fn: Callable, max_captures: int = 8) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn: expected a callable step function, got {type(fn).__name__}")
+        if not isinstance(max_captures, int) or max_captures < 1:
+            raise ValueError(f"max_captures: expected a positive int, got {max_captures!r}")
+        self.fn, self.max_captures = fn, max_captures
+        self.programs: dict = {}
+        self.captures = 0
+        self._replay = None  # the latest program's replay: tried first, its guards decide
+
+    def __call__(self, *args):
+        r = self._replay
+        if r is not None:
+            try:
+                out = r(*args)
+            except TypeError:  # another number of arguments
+                out = _MISS
+            if out is not _MISS:
+                return out
+        return self._slow(args)
+
+    def _slow(self, args):
+        args = tuple(a if isinstance(a, (np.ndarray, Tensor, bool, numbers.Number, str, type(None)))
+                     else np.asarray(a) for a in args)
+        key = _key(args)
+        prog = self.programs.get(key)
+        if prog is not None and prog.valid():
+            self._replay = prog.replay
+            return prog.replay(*args)
+        if self.captures >= self.max_captures:
+            raise CaptureError(
+                f"compiled step: {self.captures} captures already (max_captures={self.max_captures}); the "
+                f"arguments keep changing shape, dtype or Python value ({key!r:.200}). Pass changing numbers "
+                "as arrays, or run this step eagerly")
+        self.captures += 1
+        prog = _Program(self.fn, args, {})
+        self.programs[key] = prog
+        self._replay = prog.replay
+        out = prog.first_result
+        return _first(out)
+
+    @property
+    def source(self) -> str:
+        """The generated replay code of the most recent capture (for reading, not for running)."""
+        return list(self.programs.values())[-1].source if self.programs else ""
+
+
+def _first(out):
+    """The capture call's result, in the replay's form (scalar loss -> float)."""
+    if isinstance(out, Tensor):
+        return float(out.data) if out.data.ndim == 0 else out.data
+    if isinstance(out, (tuple, list)):
+        return tuple(_first(o) for o in out)
+    return out
+
+
+def compile(fn: Callable, max_captures: int = 8) -> CompiledStep:
+    """Capture ``fn`` on its first call (forward, backward, optimiser step) and replay it afterwards.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*inputs)`` runs one training step on Tensors reached through its closure (a model and
+        an optimiser) and returns the loss Tensor (or None, or a tuple of Tensors).  Arrays and
+        Tensors among the inputs become replay inputs; Python numbers are guarded by value.
+    max_captures : int
+        How many variants (shapes, dtypes, Python values) may be captured before giving up.
+
+    Returns
+    -------
+    CompiledStep
+        Call it like ``fn``.  A 0-d loss comes back as a Python float; other results are buffers the
+        next call overwrites.  See the module docstring for the traps.
+    """
+    return CompiledStep(fn, max_captures)
