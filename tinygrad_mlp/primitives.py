@@ -158,8 +158,10 @@ class MatMul(Primitive):
 
     @staticmethod
     def vjp(g, ctx):
-        a, b = ctx
+        a, b = ctx[0], ctx[1]
         if a.ndim == 2 and b.ndim == 1:  # W h: the per-example layer; δ hᵀ is an outer product
+            if len(ctx) == 3:  # the tape marked B as needing no gradient (a first layer's input x)
+                return g[:, None] * b, None
             return g[:, None] * b, a.T @ g
         if a.ndim == 2 and b.ndim == 2:
             return g @ b.T, a.T @ g

@@ -90,6 +90,7 @@ def _new(data: np.ndarray) -> "Tensor":
     t.requires_grad = False
     t._rec = None
     t._retain = False
+    t._pg = None
     return t
 
 
@@ -99,6 +100,7 @@ def _record(prim, parents: tuple, out: np.ndarray, ctx: Any, args: tuple = ()) -
     t.data = out
     t.grad = None
     t._retain = False
+    t._pg = None
     if _grad_enabled:
         for p in parents:
             if p is not None and p.requires_grad:
@@ -157,7 +159,8 @@ class Tensor:
         Convert to this dtype.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_rec", "_retain", "__weakref__")
+    # _pg holds the gradient pending for a non-leaf during one backward walk.
+    __slots__ = ("data", "grad", "requires_grad", "_rec", "_retain", "_pg", "__weakref__")
     # ndarray (+-*/@) Tensor must defer to Tensor's reflected operators.
     __array_ufunc__ = None
 
@@ -189,6 +192,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._rec = None
         self._retain = False
+        self._pg = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -283,6 +287,8 @@ class Tensor:
         except ValueError as e:  # only a failed op pays for the readable message
             _check_matmul(self.data, o.data)
             raise ValueError(f"matmul: batch axes of {self.shape} and {o.shape} do not broadcast ({e})") from None
+        if not o.requires_grad:
+            ctx = (ctx[0], ctx[1], False)  # backward may skip ∂L/∂B: W h with a constant input h = x
         return _record(MatMul, (self, o), out, ctx)
 
     def __rmatmul__(self, o):
@@ -404,56 +410,80 @@ class Tensor:
         if root is None:  # a leaf: d self / d self = 1
             self.grad = g if self.grad is None else self.grad + g
             return
-        _run_backward(root, id(self), g, retain_graph)
+        _run_backward(self, g, retain_graph)
 
 
-def _run_backward(root: tuple, root_id: int, g: np.ndarray, retain_graph: bool) -> None:
+def _run_backward(root: "Tensor", g: np.ndarray, retain_graph: bool) -> None:
     tape = _TAPE
+    rec0 = root._rec
     i = len(tape) - 1
-    while i >= 0 and tape[i] is not root:  # records newer than the root belong to other graphs
+    while i >= 0 and tape[i] is not rec0:  # records newer than the root belong to other graphs
         i -= 1
     if i < 0:
         raise GraphFreedError("backward(): this tensor's record is no longer on the tape")
-    grads = {root_id: g}
-    pop = grads.pop
+    # A non-leaf's incoming gradient waits in its _pg slot until its own record is reached;
+    # ``pending`` counts those slots, so the walk stops as soon as nothing older can be reached.
+    root._pg = g
+    pending = 1
     kept = []  # records in the walked stretch that this graph did not reach
     j = i
-    while grads and j >= 0:  # once nothing is pending, older records cannot be reached
-        rec = tape[j]
-        j -= 1
-        out = rec[2]()
-        if out is None:
-            continue
-        g = pop(id(out), None)
-        if g is None:
-            kept.append(rec)
-            continue
-        if out._retain:
-            out.grad = g if out.grad is None else out.grad + g
-        for p, gp in zip(rec[1], rec[0].vjp(g, rec[3])):
-            if p is None or not p.requires_grad:
+    try:
+        while pending and j >= 0:
+            rec = tape[j]
+            j -= 1
+            out = rec[2]()
+            if out is None:
                 continue
-            if p._rec is None:  # a leaf keeps its gradient
-                if p.grad is None:
-                    p.grad = gp if gp.flags.writeable else gp.copy()
+            g = out._pg
+            if g is None:
+                kept.append(rec)
+                continue
+            out._pg = None
+            pending -= 1
+            if out._retain:
+                out.grad = g if out.grad is None else out.grad + g
+            for p, gp in zip(rec[1], rec[0].vjp(g, rec[3])):
+                if p is None or not p.requires_grad:
+                    continue
+                if p._rec is None:  # a leaf keeps its gradient
+                    if p.grad is None:
+                        p.grad = gp if gp.flags.writeable else gp.copy()
+                    else:
+                        p.grad = p.grad + gp
                 else:
-                    p.grad = p.grad + gp
+                    prev = p._pg
+                    if prev is None:
+                        p._pg = gp
+                        pending += 1
+                    else:
+                        p._pg = prev + gp
+            if retain_graph:
+                kept.append(rec)
             else:
-                pid = id(p)
-                prev = grads.get(pid)
-                grads[pid] = gp if prev is None else prev + gp
-        if retain_graph:
-            kept.append(rec)
-        else:
-            out._rec = _FREED
-    if grads:
-        # Only a tensor whose record an earlier backward freed can be left over.
+                out._rec = _FREED
+    except BaseException:
+        _clear_pending(tape, j + 1, i)
+        raise
+    if pending:
+        # Only a tensor whose record an earlier backward freed can be left waiting.
+        _clear_pending(tape, 0, len(tape) - 1)
         raise GraphFreedError(
             "backward(): part of this graph was freed by an earlier backward; "
             "pass retain_graph=True to the first backward to go through it twice")
     if not retain_graph:
         kept.reverse()
         tape[j + 1:i + 1] = kept
+
+
+def _clear_pending(tape: list, lo: int, hi: int) -> None:
+    """After a failed walk, drop the gradients left waiting on the parents of records lo..hi."""
+    for rec in tape[max(lo, 0):hi + 1]:
+        for p in rec[1]:
+            if p is not None:
+                p._pg = None
+        out = rec[2]()
+        if out is not None:
+            out._pg = None
 
 
 def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
