@@ -336,3 +336,22 @@ def test_logsumexp_of_all_minus_inf_is_minus_inf_not_nan(axis):
     assert np.all(out.data == -np.inf) and out1.item() == -np.inf
     assert np.isnan(Tensor([0.0, np.nan]).logsumexp().item())
     assert Tensor([0.0, np.inf]).logsumexp().item() == np.inf
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (4,)), ((3, 4), (4, 2)), ((5, 3), (3, 4))])
+@pytest.mark.parametrize("constant", [0, 1])
+def test_matmul_with_a_constant_operand_skips_only_its_gradient(shapes, constant):
+    """The tape drops ∂L/∂x for a constant x (the first layer's input); the other gradient stays exact."""
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    u = rng.standard_normal(np.matmul(*arrays).shape)
+    ts = [Tensor(a, requires_grad=(i != constant)) for i, a in enumerate(arrays)]
+    (ts[0] @ ts[1]).backward(u)
+    assert ts[constant].grad is None
+    k = 1 - constant
+    a, b = arrays
+    if k == 0:
+        expected = np.outer(u, b) if b.ndim == 1 else u @ b.T
+    else:
+        expected = a.T @ u
+    np.testing.assert_allclose(ts[k].grad, expected, rtol=1e-12, atol=1e-12)

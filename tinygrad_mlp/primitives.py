@@ -159,12 +159,12 @@ class MatMul(Primitive):
     @staticmethod
     def vjp(g, ctx):
         a, b = ctx[0], ctx[1]
+        # The tape may add (need_a, need_b): a constant operand (the input x) gets no gradient.
+        need_a, need_b = ctx[2] if len(ctx) == 3 else (True, True)
         if a.ndim == 2 and b.ndim == 1:  # W h: the per-example layer; δ hᵀ is an outer product
-            if len(ctx) == 3:  # the tape marked B as needing no gradient (a first layer's input x)
-                return g[:, None] * b, None
-            return g[:, None] * b, a.T @ g
+            return (g[:, None] * b if need_a else None), (a.T @ g if need_b else None)
         if a.ndim == 2 and b.ndim == 2:
-            return g @ b.T, a.T @ g
+            return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
         if a.ndim == 1 and b.ndim == 1:
             return g * b, g * a
         if a.ndim == 1 and b.ndim == 2:

@@ -287,8 +287,9 @@ class Tensor:
         except ValueError as e:  # only a failed op pays for the readable message
             _check_matmul(self.data, o.data)
             raise ValueError(f"matmul: batch axes of {self.shape} and {o.shape} do not broadcast ({e})") from None
-        if not o.requires_grad:
-            ctx = (ctx[0], ctx[1], False)  # backward may skip ∂L/∂B: W h with a constant input h = x
+        if not (self.requires_grad and o.requires_grad):
+            # Backward may skip the gradient of a constant operand (x in W x or in X Wᵀ).
+            ctx = (ctx[0], ctx[1], (self.requires_grad, o.requires_grad))
         return _record(MatMul, (self, o), out, ctx)
 
     def __rmatmul__(self, o):
