@@ -448,7 +448,8 @@ def _run_backward(root: "Tensor", g: np.ndarray, retain_graph: bool) -> None:
                     continue
                 if p._rec is None:  # a leaf keeps its gradient
                     if p.grad is None:
-                        p.grad = gp if gp.flags.writeable else gp.copy()
+                        # A view (a broadcast from sum's vjp, say) is copied so .grad owns its memory.
+                        p.grad = gp if gp.base is None else gp.copy()
                     else:
                         p.grad = p.grad + gp
                 else:
