@@ -48,6 +48,9 @@ INITS = ("glorot", "sklearn")
 N_CLASSES = 10
 
 
+SEED_MAX = 2**32 - 1
+
+
 # ---------------------------------------------------------------------------- configuration
 @dataclass
 class Config:
@@ -68,6 +71,10 @@ class Config:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {v!r}")
+        # scikit-learn's RandomState(seed) takes 32 bits: a larger seed would fail only after the other rows ran
+        if self.seed > SEED_MAX:
+            raise ValueError(f"seed: expected an int from 0 to {SEED_MAX} (scikit-learn's random_state), "
+                             f"got {self.seed!r}")
         if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not 0 < self.lr < math.inf:
             raise ValueError(f"lr: expected a positive finite number, got {self.lr!r}")
         if self.init not in INITS:
@@ -676,14 +683,16 @@ def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------- CLI
-def _int_at_least(low: int = 1):
+def _int_at_least(low: int = 1, high: int | None = None):
+    want = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {s!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
+            raise argparse.ArgumentTypeError(f"expected {want}, got {s!r}") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {v}")
         return v
 
     return parse
@@ -719,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_int_at_least(), default=100, help="epochs (default 100)")
     p.add_argument("--lr", type=_positive_float, default=0.001, help="learning rate η (default 0.001)")
     p.add_argument("--hidden", type=_int_at_least(), default=50, help="hidden units (default 50)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
+    p.add_argument("--seed", type=_int_at_least(0, SEED_MAX), default=0,
                    help="seeds the initial weights and the epoch shuffles (default 0); scikit-learn's random_state")
     p.add_argument("--init", choices=INITS, default="glorot",
                    help="glorot (default): Glorot-uniform weights and zero biases, then one shuffle per epoch, all "
@@ -761,6 +770,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.save and args.only and "tinygrad_mlp" not in args.only:
         print("error: --save: needs the tinygrad_mlp system, which --only leaves out", file=sys.stderr)
         return 2
+    # Output paths are checked before the run, not after minutes of training.
+    for flag, value, want_dir in (("--json", args.json, False), ("--save", args.save, False),
+                                  ("--plots", args.plots, True)):
+        if value is None:
+            continue
+        path = Path(value)
+        if not value or (path.is_dir() if not want_dir else path.exists() and not path.is_dir()):
+            kind = "a directory" if want_dir else "a file path"
+            print(f"error: {flag}: expected {kind}, got {value!r}", file=sys.stderr)
+            return 2
     config = Config(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed, init=args.init,
                     scale=args.scale, only=args.only, quiet=args.quiet, threads=args.threads or None)
     rep = run_benchmark(config)

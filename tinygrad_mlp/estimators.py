@@ -45,7 +45,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.multiclass import (_check_partial_fit_first_call, check_classification_targets, type_of_target,
                                       unique_labels)
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import functional as F
 from .nn import MLP
@@ -113,7 +113,7 @@ def _check_params(est) -> tuple:
     """Validate the hyper-parameters at fit time (scikit-learn validates there, not in ``__init__``)."""
     def real(name, low, high=None, low_open=False, high_open=False):
         v = getattr(est, name)
-        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v)
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
         if ok:
             ok = (v > low if low_open else v >= low) and (high is None or (v < high if high_open else v <= high))
         if not ok:
@@ -170,6 +170,34 @@ def _check_params(est) -> tuple:
         integer("batch_size", 1)
     check_random_state(est.random_state)  # raises ValueError naming what it got
     return [int(s) for s in sizes]
+
+
+def _named(e: Exception, name: str):
+    """scikit-learn's own message, prefixed by the argument it is about ("Found array with 0 sample(s)" names none)."""
+    msg = str(e)
+    if msg.startswith((f"{name}: ", f"{name} ")):  # "X has 3 features, but ..." names it already
+        return e
+    return (ValueError if isinstance(e, ValueError) else TypeError)(f"{name}: {msg}")
+
+
+def _validate_X_y(est, X, y, reset: bool, **kw):
+    """validate_data(est, X, y), with every error naming X or y.
+
+    X is checked alone first (shape, dtype, NaN/inf, emptiness), so what the joint check then
+    refuses is y, or X against the fitted model (its number of features or their names).
+    """
+    # scikit-learn's finiteness check sums X first: inf + (−inf) warns before its own error says the same.
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            check_array(X, dtype=(np.float64, np.float32), input_name="X", estimator=est)
+    except (ValueError, TypeError) as e:
+        raise _named(e, "X") from None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return validate_data(est, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset, **kw)
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        raise _named(e, "X" if msg.startswith("X ") or "feature names" in msg else "y") from None
 
 
 # ------------------------------------------------------------------------------------ base
@@ -247,7 +275,10 @@ class _BaseMLP(BaseEstimator):
             else:
                 self._optimizer = Adam(params, self.learning_rate_init, (self.beta_1, self.beta_2), self.epsilon)
         try:
-            self._fit_stochastic(X, y, incremental)
+            # Divergence is reported once, naming the epoch and step (_diverged), not by NumPy's overflow
+            # warnings on the way there.
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._fit_stochastic(X, y, incremental)
         finally:
             self._store_weights()
         return self
@@ -450,15 +481,23 @@ class _BaseMLP(BaseEstimator):
     def _logits(self, X) -> np.ndarray:
         """z^[L] for each row of X, through the fitted coefs_ and intercepts_ (nothing recorded)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        except (ValueError, TypeError) as e:
+            raise _named(e, "X") from None
         g = F.ACTIVATIONS[_ACTIVATION[self.activation]]
-        with no_grad():
+        # Finite but huge X (1e308) can overflow W h + b: an error naming X, not a warning and inf/NaN.
+        with no_grad(), np.errstate(over="ignore", invalid="ignore"):
             h = Tensor(X)
             last = len(self.coefs_) - 1
             for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
                 h = h @ np.asarray(W, dtype=X.dtype) + np.asarray(b, dtype=X.dtype)
                 if l != last:
                     h = g(h)
+        if not np.isfinite(h.data).all():
+            raise ValueError("X: the forward pass overflowed to inf or NaN; expected inputs small enough for "
+                             "W h + b to stay finite (scale the inputs)")
         return h.data
 
     def partial_fit(self, X, y):
@@ -577,10 +616,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """)
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = _validate_X_y(self, X, y, reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except ValueError as e:  # "Unknown label type: continuous ..."
+            raise _named(e, "y") from None
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -700,8 +742,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """ + _PARAMS_DOC)
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
-                             reset=reset)
+        X, y = _validate_X_y(self, X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y

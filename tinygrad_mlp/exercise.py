@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,10 @@ REQUIRED = ("layers", "hidden", "output", "loss", "weights", "biases", "learning
 # of about 10⁵ over float64's 2.2e-16 times the few terms summed in these small networks.
 MATCH_RTOL = 1e-10
 MATCH_ATOL = 1e-12
+# A worked solution prints every matrix of the step: beyond these sizes it is no longer an exercise,
+# and a typo such as 10000 for 100 would otherwise allocate and print for minutes.
+MAX_UNITS = 1000
+MAX_LAYERS = 50
 
 
 class SpecError(ValueError):
@@ -104,7 +109,13 @@ def builtin(name: str) -> Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a JSON spec file."""
+    """Read and validate a JSON spec file.
+
+    Raises TypeError naming ``path`` unless it is a str or os.PathLike, and :class:`SpecError`
+    (a ValueError) naming the field for anything wrong inside the file.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike naming a JSON spec file, got {type(path).__name__}")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -172,6 +183,10 @@ def parse_spec(raw: Any) -> Spec:
     if (not isinstance(layers, list) or len(layers) < 2
             or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in layers)):
         raise SpecError(f"layers: expected a list of at least two positive ints (input first), got {layers!r}")
+    if len(layers) - 1 > MAX_LAYERS or max(layers) > MAX_UNITS:
+        raise SpecError(f"layers: expected at most {MAX_LAYERS} weight layers of at most {MAX_UNITS} units each "
+                        f"(a worked solution prints every matrix), got {len(layers) - 1} layers, the largest "
+                        f"{max(layers)} units")
     hidden = _choice(raw, "hidden", F.ACTIVATIONS)
     output = _choice(raw, "output", F.OUTPUTS)
     loss = _choice(raw, "loss", F.LOSSES)

@@ -19,24 +19,46 @@ def identity(z: Tensor) -> Tensor:
     return z
 
 
+def _not_a_tensor(z, e: AttributeError) -> Exception:
+    """The TypeError for an ndarray or list passed where a Tensor belongs (a Tensor's own error passes on)."""
+    if isinstance(z, Tensor):
+        return e
+    return TypeError(f"z: expected a Tensor, got {type(z).__name__} (wrap data in Tensor(...))")
+
+
+# The activations run once per layer per training step: the type is checked only when the call fails
+# (a try costs nothing in Python 3.11 until something raises).
 def tanh(z: Tensor) -> Tensor:
     """g(z) = tanh z,  g'(z) = 1 − tanh² z."""
-    return z.tanh()
+    try:
+        return z.tanh()
+    except AttributeError as e:
+        raise _not_a_tensor(z, e) from None
 
 
 def sigmoid(z: Tensor) -> Tensor:
     """g(z) = σ(z),  g'(z) = σ(z)(1 − σ(z))."""
-    return z.sigmoid()
+    try:
+        return z.sigmoid()
+    except AttributeError as e:
+        raise _not_a_tensor(z, e) from None
 
 
 def relu(z: Tensor) -> Tensor:
     """g(z) = max(z, 0),  g'(z) = 1[z > 0]."""
-    return z.relu()
+    try:
+        return z.relu()
+    except AttributeError as e:
+        raise _not_a_tensor(z, e) from None
 
 
 def log_softmax(z: Tensor, axis: int = -1) -> Tensor:
     """log pᵢ = zᵢ − log Σⱼ exp zⱼ  (stable through logsumexp)."""
-    return z - z.logsumexp(axis=axis, keepdims=True)
+    try:
+        lse = z.logsumexp(axis=axis, keepdims=True)
+    except AttributeError as e:
+        raise _not_a_tensor(z, e) from None
+    return z - lse
 
 
 def softmax(z: Tensor, axis: int = -1) -> Tensor:

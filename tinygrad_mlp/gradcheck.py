@@ -30,6 +30,12 @@ def tolerances(dtype) -> dict:
     return {"rtol": 1e-5, "atol": 1e-8}
 
 
+def _check_eps(eps) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps: expected a positive finite step, got {eps!r}")
+
+
 def _prepare(inputs):
     tensors = []
     for i, x in enumerate(inputs):
@@ -39,6 +45,18 @@ def _prepare(inputs):
             raise TypeError(f"inputs[{i}]: expected a float tensor, got dtype {x.dtype}")
         tensors.append(x)
     return tensors
+
+
+def _probe(f, tensors) -> Tensor:
+    """f at the inputs, checked to be a float Tensor: its shape and dtype set the upstream gradient's."""
+    if not callable(f):
+        raise TypeError(f"f: expected a callable returning a Tensor, got {type(f).__name__}")
+    out = f(*[Tensor(t.data) for t in tensors])
+    if not isinstance(out, Tensor):
+        raise TypeError(f"f: expected f to return a Tensor, got {type(out).__name__}")
+    if out.dtype.kind != "f":
+        raise TypeError(f"f: expected f to return a float Tensor, got dtype {out.dtype}")
+    return out
 
 
 def _tape_grads(f, tensors, upstream):
@@ -66,12 +84,13 @@ def gradcheck(f: Callable[..., Tensor], *inputs, eps: float = 1e-6, rtol: float 
     a vjp that is only right for u = 1 still fails.  On a mismatch raises
     :class:`GradcheckError` naming the input, the index, both values and the error.
     """
+    _check_eps(eps)
     tensors = _prepare(inputs)
     tol = tolerances(tensors[0].dtype if tensors else np.float64)
     rtol = tol["rtol"] if rtol is None else rtol
     atol = tol["atol"] if atol is None else atol
     if upstream is None:
-        probe = f(*[Tensor(t.data) for t in tensors])
+        probe = _probe(f, tensors)
         upstream = np.random.default_rng(seed).standard_normal(probe.shape).astype(probe.dtype)
     grads, _, upstream = _tape_grads(f, tensors, upstream)
     u64 = np.asarray(upstream, dtype=np.float64)
@@ -100,12 +119,13 @@ def directional_check(f: Callable[..., Tensor], *inputs, eps: float = 1e-6, rtol
 
     Costs two evaluations of f per direction instead of two per entry.
     """
+    _check_eps(eps)
     tensors = _prepare(inputs)
     tol = tolerances(tensors[0].dtype if tensors else np.float64)
     rtol = tol["rtol"] if rtol is None else rtol
     atol = tol["atol"] if atol is None else atol
     rng = np.random.default_rng(seed)
-    probe = f(*[Tensor(t.data) for t in tensors])
+    probe = _probe(f, tensors)
     upstream = rng.standard_normal(probe.shape).astype(probe.dtype)
     grads, _, _ = _tape_grads(f, tensors, upstream)
     u64 = np.asarray(upstream, dtype=np.float64)

@@ -37,6 +37,13 @@ def as_tensor(x: Any, name: str, dtype=np.float64) -> Tensor:
     return x
 
 
+def _check_forward(z: np.ndarray) -> None:
+    """Finite x can still overflow W h + b (|x| ≈ 1e308): refuse the inf/NaN z^[L] it gives."""
+    if not np.isfinite(z).all():
+        raise ValueError("x: the forward pass overflowed to inf or NaN; expected inputs small enough for "
+                         "W h + b to stay finite (scale the inputs)")
+
+
 class Linear:
     """z = W h + b with W of shape (out_features, in_features): the practical's W^[l], b^[l].
 
@@ -67,6 +74,11 @@ class Linear:
         self.b = Tensor(b, requires_grad=True)
 
     def __call__(self, h: Tensor) -> Tensor:
+        if type(h) is not Tensor:  # a direct call with user data: checked here, never per op inside an MLP
+            h = as_tensor(h, "h", self.W.dtype)
+            if h.ndim not in (1, 2) or h.shape[-1] != self.in_features:
+                raise ValueError(f"h: expected {self.in_features} features, as a vector ({self.in_features},) or "
+                                 f"a batch (n, {self.in_features}), got shape {h.shape}")
         if h.ndim == 1:
             return self.W @ h + self.b
         return h @ self.W.T + self.b
@@ -139,16 +151,23 @@ class MLP:
         return x
 
     def logits(self, x) -> Tensor:
-        """z^[L], the output layer's pre-activation."""
+        """z^[L], the output layer's pre-activation.
+
+        Raises ValueError naming ``x`` when finite but huge inputs overflow the forward pass
+        (e.g. |x| ≈ 1e308 through W^[1]), instead of returning inf or NaN.
+        """
         h = self._input(x)
         g = self._g
         last = len(self.layers) - 1
-        for l, layer in enumerate(self.layers):
-            z = layer(h)
-            if l == last:
-                return z
-            h = g(z)
-        raise AssertionError("unreachable")
+        # One errstate per forward, not per op: an overflow becomes the ValueError below, not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for l, layer in enumerate(self.layers):
+                z = layer(h)
+                if l == last:
+                    break
+                h = g(z)
+        _check_forward(z.data)
+        return z
 
     def __call__(self, x) -> Tensor:
         """h^[L] = g_out(z^[L]): the network's output ŷ (or p for softmax)."""
@@ -163,15 +182,17 @@ class MLP:
         """
         h = self._input(x)
         zs, hs = [], []
-        for l, layer in enumerate(self.layers):
-            z = layer(h).retain_grad()
-            g = self._g_out if l == len(self.layers) - 1 else self._g
-            h = g(z)
-            if h is z:  # identity: give h its own node so both gradients can be read
-                h = z + 0.0
-            h.retain_grad()
-            zs.append(z)
-            hs.append(h)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for l, layer in enumerate(self.layers):
+                z = layer(h).retain_grad()
+                g = self._g_out if l == len(self.layers) - 1 else self._g
+                h = g(z)
+                if h is z:  # identity: give h its own node so both gradients can be read
+                    h = z + 0.0
+                h.retain_grad()
+                zs.append(z)
+                hs.append(h)
+        _check_forward(zs[-1].data)
         return zs, hs
 
     def loss(self, x, y, loss: str = "cross_entropy", reduction: str = "sum") -> Tensor:

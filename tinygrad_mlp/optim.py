@@ -19,7 +19,14 @@ def _check_positive(value, name: str) -> float:
 
 class Optimizer:
     def __init__(self, params: Iterable[Tensor]) -> None:
-        params = list(params)
+        # A single Tensor is iterable (row by row): list() would accept it and step() would update nothing.
+        if isinstance(params, Tensor):
+            raise TypeError("params: expected an iterable of Tensors (e.g. model.parameters() or [W, b]), "
+                            f"got a single Tensor of shape {params.shape}; wrap it in a list")
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"params: expected an iterable of Tensors, got {type(params).__name__}") from None
         if not params:
             raise ValueError("params: expected at least one parameter, got none")
         for i, p in enumerate(params):

@@ -169,19 +169,65 @@ class Tensor:
             data = data.data
         if not isinstance(requires_grad, (bool, np.bool_)):
             raise TypeError(f"requires_grad: expected a bool, got {type(requires_grad).__name__}")
+        if data is None:  # np.array(None, dtype=float64) would be a silent NaN
+            raise TypeError("data: expected a number, a (nested) list of numbers or an ndarray, got None")
         try:
             if dtype is not None:
                 dtype = np.dtype(dtype)
-            if isinstance(data, (np.ndarray, np.generic)):
+            is_array = isinstance(data, (np.ndarray, np.generic))
+            if dtype is not None:
+                # NumPy casts on request without a word (complex drops its imaginary part, NaN or 1e19
+                # become garbage ints, 1e39 becomes a float32 inf): check the values against the target
+                # first, on the data's own dtype.  Only when a dtype is asked for, so the default is free.
+                try:
+                    src = np.asarray(data) if is_array else np.array(data)
+                except (TypeError, ValueError, OverflowError):
+                    src = None  # ragged or mixed: the conversion below reports it
+                sk, tk = (src.dtype.kind if src is not None else "O"), dtype.kind
+                if sk == "c" and tk != "c":
+                    raise ValueError(f"data: cannot convert complex data to {dtype} without dropping "
+                                     f"the imaginary part; pass the real part explicitly")
+                if sk in "biuf" and src.size and tk in "iu":
+                    info = np.iinfo(dtype)
+                    if sk == "f":
+                        if not np.isfinite(src).all():
+                            raise ValueError(f"data: cannot convert NaN or infinity to {dtype}")
+                        if (src != np.trunc(src)).any():
+                            raise ValueError(f"data: cannot convert fractional values to {dtype} exactly")
+                        lo, hi = float(src.min()), float(src.max())
+                        # float(2**63 - 1) rounds up to 2**63, so the upper bound is tested with >=
+                        fits = lo >= float(info.min) and hi < float(info.max) + 1.0
+                    else:
+                        lo, hi = int(src.min()), int(src.max())
+                        fits = info.min <= lo and hi <= info.max
+                    if not fits:
+                        raise ValueError(f"data: values from {lo} to {hi} do not fit {dtype} "
+                                         f"[{info.min}, {info.max}]")
+                elif sk == "f" and src.size and tk == "f" and dtype.itemsize < src.dtype.itemsize:
+                    finite = np.abs(src[np.isfinite(src)])
+                    if finite.size and finite.max() > np.finfo(dtype).max:
+                        raise ValueError(f"data: {finite.max():.6g} overflows {dtype} "
+                                         f"(largest finite {np.finfo(dtype).max:.6g})")
+                elif sk in "iuf" and src.size and tk == "b" and not np.isin(src, (0, 1)).all():
+                    raise ValueError("data: cannot convert values other than 0 and 1 to bool")
+            if is_array:
                 arr = np.array(data, dtype=dtype)
             else:
                 arr = np.array(data, dtype=dtype if dtype is not None else np.float64)
+        except OverflowError as e:  # a Python int beyond int64 / float range
+            raise ValueError(f"data: a number is out of range for {dtype or np.dtype(np.float64)} ({e})") from None
         except (TypeError, ValueError) as e:
+            if str(e).startswith("data: "):
+                raise
             raise TypeError(
                 f"data: expected a number, a (nested) list of numbers or an ndarray, "
                 f"got {type(data).__name__} ({e})") from None
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"data: expected numeric data, got dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and not is_array and arr.size and np.isnan(arr).any():
+            # a None inside a list becomes NaN under dtype=float64: refuse it, keep a written NaN
+            if any(v is None for v in np.array(data, dtype=object).flat):
+                raise TypeError("data: expected numbers, got None inside the list")
         if arr.dtype.kind == "f" and arr.dtype not in _FLOATS:
             arr = arr.astype(np.float64)
         if requires_grad and arr.dtype not in _FLOATS:

@@ -166,15 +166,16 @@ def _check_int(value, name: str, low: int) -> int:
     return int(value)
 
 
-def _inputs(model: MLP, X) -> np.ndarray:
+def _inputs(model: MLP, X, name: str = "X") -> np.ndarray:
     try:
         X = np.asarray(X.data if isinstance(X, Tensor) else X, dtype=model.dtype)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"X: expected a numeric (n, {model.sizes[0]}) array, got {type(X).__name__} ({e})") from None
+        raise TypeError(f"{name}: expected a numeric (n, {model.sizes[0]}) array, "
+                        f"got {type(X).__name__} ({e})") from None
     if X.ndim != 2 or X.shape[1] != model.sizes[0] or X.shape[0] == 0:
-        raise ValueError(f"X: expected shape (n, {model.sizes[0]}) with n >= 1, got {X.shape}")
+        raise ValueError(f"{name}: expected shape (n, {model.sizes[0]}) with n >= 1, got {X.shape}")
     if not np.isfinite(X).all():
-        raise ValueError("X: expected finite values, got NaN or infinity")
+        raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return np.ascontiguousarray(X)
 
 
@@ -184,7 +185,9 @@ def _targets(model: MLP, y, n: int, loss: str, name: str = "y"):
     arr = np.asarray(y.data if isinstance(y, Tensor) else y)
     if arr.shape[:1] != (n,):
         raise ValueError(f"{name}: expected {n} targets (one per row of X), got shape {arr.shape}")
-    if arr.dtype.kind in "iub" and arr.ndim == 1 and loss == "cross_entropy":
+    if arr.dtype.kind == "b":  # True/False are not class labels (cross_entropy refuses them too)
+        raise ValueError(f"{name}: expected integer class labels or float targets, got dtype bool")
+    if arr.dtype.kind in "iu" and arr.ndim == 1 and loss == "cross_entropy":
         if arr.min() < 0 or arr.max() >= d_out:
             raise ValueError(f"{name}: class labels must lie in [0, {d_out}), got values from {arr.min()} to {arr.max()}")
         return arr.astype(np.int64)
@@ -217,7 +220,12 @@ def _order_fn(order, shuffle: bool, seed, n: int) -> Callable[[int], np.ndarray]
     if not shuffle:
         seq = np.arange(n)
         return lambda epoch: seq
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        rng = seed
+    elif seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        rng = np.random.default_rng(seed)
+    else:
+        raise ValueError(f"seed: expected None, a non-negative int or a numpy.random.Generator, got {seed!r}")
     return lambda epoch: rng.permutation(n)
 
 
@@ -305,10 +313,13 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val, y_val: expected both or neither")
     if X_val is not None:
-        Xv = _inputs(model, X_val)
+        Xv = _inputs(model, X_val, "X_val")
         yv = np.asarray(y_val)
         if yv.shape != (Xv.shape[0],) or yv.dtype.kind not in "iu":
             raise ValueError(f"y_val: expected {Xv.shape[0]} integer labels, got shape {yv.shape} dtype {yv.dtype}")
+        if yv.min() < 0 or yv.max() >= model.sizes[-1]:  # a label no output can predict: accuracy would lie
+            raise ValueError(f"y_val: class labels must lie in [0, {model.sizes[-1]}), got values from "
+                             f"{yv.min()} to {yv.max()}")
         val = (Xv, yv)
     next_order = _order_fn(order, shuffle, seed, n)
 
@@ -335,6 +346,9 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
     hist = History()
     bar = progress_bar(epochs, desc) if progress else None
     isfinite = math.isfinite
+    # A diverging run overflows on its way to a non-finite loss; the DivergenceError (or warning) below
+    # names the epoch and the step, so NumPy's overflow warnings on the way would only repeat it.
+    numpy_err = np.seterr(over="ignore", invalid="ignore")
     try:
         for epoch in range(epochs):
             idx = next_order(epoch)
@@ -413,6 +427,7 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
             warnings.warn(msg, DivergenceWarning, stacklevel=2)
             break
     finally:
+        np.seterr(**numpy_err)
         if bar is not None:
             bar.close()
     return hist
