@@ -44,6 +44,7 @@ bit (checked at capture for logsumexp) is not used.  ``CompiledStep.source`` sho
 from __future__ import annotations
 
 import builtins
+import inspect
 import math
 import re as _re
 import numbers
@@ -841,17 +842,34 @@ def _key(args):
 class CompiledStep:
     """A step function captured on its first call and replayed afterwards; see :func:`compile`."""
 
-    def __init__(self, fn: Callable, max_captures: int = 8) -> None:
+    def __init__(self, fn: Callable, max_captures: int = 8, check_finite: bool = True) -> None:
         if not callable(fn):
             raise TypeError(f"fn: expected a callable step function, got {type(fn).__name__}")
         if not isinstance(max_captures, int) or max_captures < 1:
             raise ValueError(f"max_captures: expected a positive int, got {max_captures!r}")
-        self.fn, self.max_captures = fn, max_captures
+        if not isinstance(check_finite, bool):
+            raise TypeError(f"check_finite: expected a bool, got {check_finite!r}")
+        self.fn, self.max_captures, self.check_finite = fn, max_captures, check_finite
+        try:
+            self._arg_names = [n for n, prm in inspect.signature(fn).parameters.items()
+                               if prm.kind in (prm.POSITIONAL_ONLY, prm.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            self._arg_names = []
         self.programs: dict = {}
         self.captures = 0
         self._replay = None  # the latest program's replay: tried first, its guards decide
 
+    def _check_finite(self, args) -> None:
+        """The eager model checks its input at its boundary, but a replay never reaches that check."""
+        for i, a in enumerate(args):
+            arr = a.data if isinstance(a, Tensor) else a
+            if isinstance(arr, np.ndarray) and arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+                name = self._arg_names[i] if i < len(self._arg_names) else f"args[{i}]"
+                raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+
     def __call__(self, *args):
+        if self.check_finite:
+            self._check_finite(args)
         r = self._replay
         if r is not None:
             try:
@@ -897,7 +915,7 @@ def _first(out):
     return out
 
 
-def compile(fn: Callable, max_captures: int = 8) -> CompiledStep:
+def compile(fn: Callable, max_captures: int = 8, check_finite: bool = True) -> CompiledStep:
     """Capture ``fn`` on its first call (forward, backward, optimiser step) and replay it afterwards.
 
     Parameters
@@ -908,6 +926,9 @@ def compile(fn: Callable, max_captures: int = 8) -> CompiledStep:
         Tensors among the inputs become replay inputs; Python numbers are guarded by value.
     max_captures : int
         How many variants (shapes, dtypes, Python values) may be captured before giving up.
+    check_finite : bool
+        Refuse NaN or infinite array arguments with a ValueError naming the argument (about 1 µs
+        per argument and call).  A training loop that checked its data once passes False.
 
     Returns
     -------
@@ -915,4 +936,4 @@ def compile(fn: Callable, max_captures: int = 8) -> CompiledStep:
         Call it like ``fn``.  A 0-d loss comes back as a Python float; other results are buffers the
         next call overwrites.  See the module docstring for the traps.
     """
-    return CompiledStep(fn, max_captures)
+    return CompiledStep(fn, max_captures, check_finite)

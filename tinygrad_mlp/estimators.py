@@ -359,7 +359,8 @@ class _BaseMLP(BaseEstimator):
                 opt.step()
                 return loss
 
-            run = compile_step(full_step)  # captures once per batch shape (the last batch may be smaller)
+            # X was validated once in fit; captures once per batch shape (the last batch may be smaller)
+            run = compile_step(full_step, check_finite=False)
             saved = [p.data.copy() for p in params]
             captured = set()
 
