@@ -6,11 +6,9 @@ A thin wrapper: everything lives in :mod:`tinygrad_mlp.digits`, which
 import sys
 from pathlib import Path
 
-try:
-    from tinygrad_mlp.digits import main
-except ImportError:  # run from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tinygrad_mlp.digits import main
+# Run this checkout's code, whatever copy of the package is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tinygrad_mlp.digits import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,10 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import tinygrad_mlp  # noqa: F401
-except ImportError:  # run from a checkout that is not pip-installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Measure this checkout's code, whatever copy of the package is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinygrad_mlp import MLP, functional as F
 from tinygrad_mlp.compiled import compile as compile_step

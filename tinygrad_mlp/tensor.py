@@ -494,8 +494,8 @@ def _run_backward(root: "Tensor", g: np.ndarray, retain_graph: bool) -> None:
                     continue
                 if p._rec is None:  # a leaf keeps its gradient
                     if p.grad is None:
-                        # A view (a broadcast from sum's vjp, say) is copied so .grad owns its memory.
-                        p.grad = gp if gp.base is None else gp.copy()
+                        # sum's vjp hands back a read-only broadcast view; .grad must be writable.
+                        p.grad = gp if gp.flags.writeable else gp.copy()
                     else:
                         p.grad = p.grad + gp
                 else:
