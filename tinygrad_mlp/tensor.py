@@ -11,8 +11,9 @@ index) so that a compiled replay can rerun the forward.
 
 Records are appended in execution order, which is already a topological order
 of the graph: :meth:`Tensor.backward` walks the tape from the loss's record
-back to the start, calls each reached record's vjp once, and accumulates into
-``.grad``.  There is no recursive graph search, so a chain of any length works.
+backwards until no gradient is pending, calls each reached record's vjp once,
+and accumulates into ``.grad``.  There is no recursive graph search, so a
+chain of any length works.
 
 The tape keeps its outputs through weak references and its inputs through
 strong ones.  A graph nobody can reach any more (the loss was dropped without
