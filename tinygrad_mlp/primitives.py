@@ -25,6 +25,9 @@ import numpy as np
 __all__ = ["PRIMITIVES", "unbroadcast"]
 
 
+_max, _sum = np.maximum.reduce, np.add.reduce
+
+
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
     if g.shape == shape:
@@ -269,10 +272,10 @@ class LogSumExp(Primitive):
         if axis is None or z.ndim == 1:
             # One reduction over everything (a single example's logits): scalars skip the axis
             # bookkeeping, which costs more than the arithmetic on a tiny vector.
-            m = z.max()
+            m = _max(z, axis=None)  # the ufunc's reduce: ndarray.max without its Python wrapper
             if not math.isfinite(m):
                 m = 0.0  # an all −inf input would give (−inf) − (−inf) = nan
-            s = np.exp(z - m).sum()
+            s = _sum(np.exp(z - m), axis=None)
             val = m + (math.log(s) if s > 0 else np.log(s))  # np.log keeps log 0 = −inf, nan = nan
             lse = np.array(val, dtype=z.dtype).reshape((1,) * z.ndim)
             out = lse if keepdims else lse.reshape(())
@@ -288,7 +291,7 @@ class LogSumExp(Primitive):
     @staticmethod
     def vjp(g, ctx):
         z, lse, keepdims = ctx
-        if not keepdims:
+        if not keepdims and g.ndim:  # a 0-d g broadcasts as it is
             g = g.reshape(lse.shape)
         return (g * np.exp(z - lse),)
 

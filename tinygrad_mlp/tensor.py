@@ -445,7 +445,9 @@ class Tensor:
                 raise ValueError(
                     f"backward(): grad can be omitted only for a scalar, but this tensor has shape {self.shape}; "
                     "pass grad= of the same shape")
-            g = np.ones(self.data.shape, self.data.dtype)  # ones_like is ~8x slower on tiny arrays
+            g = np.array(1.0, self.data.dtype)  # np.ones costs 5x more on a scalar
+            if self.data.ndim:
+                g = g.reshape(self.data.shape)
         else:
             g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if g.shape != self.shape:
