@@ -7,7 +7,7 @@ turns what it saw into one straight-line Python function over preallocated buffe
 
 * forward: z^[l] = W^[l] h^[l−1] + b^[l] as ``matmul(W, h, out=z); add(z, b, out=z)`` (linear + bias
   in one buffer), h^[l] = g(z^[l]) in place, the loss through the same NumPy calls as the primitives;
-* backward: the primitives' vjps with ``out=`` (δ^[L] = Σy·exp(z − lse) − y for softmax + cross-entropy
+* backward: the primitives' vjps with ``out=`` (δ^[L] = Σy·t/r − y, t = exp(z − m) and r = Σt kept from the forward, for softmax + cross-entropy
   in one buffer; ∂L/∂W^[l] = δ^[l] h^[l−1]ᵀ into a fixed rank-1 buffer), accumulated in the tape's order;
 * update: θ ← θ − η ∂L/∂θ in place (SGD, with or without momentum); other optimisers get their
   ``.grad`` set and their own ``step()`` called.
@@ -182,8 +182,9 @@ def _uninstall(undo):
 
 
 # --------------------------------------------------------------------------- program
-def lse_flat(z, axis, t, s, _max=np.maximum.reduce, _sum=np.add.reduce, _sub=np.subtract, _exp=np.exp):
-    """log Σ exp z over all of z into ``s`` (shape (1,)·ndim), as LogSumExp.forward computes it.
+def lse_flat(z, axis, t, s, rb, _max=np.maximum.reduce, _sum=np.add.reduce, _sub=np.subtract, _exp=np.exp):
+    """log Σ exp z over all of z into ``s`` (shape (1,)·ndim), as LogSumExp.forward computes it;
+    t = exp(z − m) and r = Σ t stay in ``t`` and ``rb`` for the backward's softmax t / r.
 
     ``maximum.reduce`` and ``add.reduce`` are what ``z.max()`` and ``t.sum()`` call, minus their
     Python wrappers: the same pairwise sum, so the same bits.
@@ -194,18 +195,20 @@ def lse_flat(z, axis, t, s, _max=np.maximum.reduce, _sum=np.add.reduce, _sub=np.
     _sub(z, m, out=t)
     _exp(t, out=t)
     r = _sum(t, None)
+    rb.flat[0] = r
     s.flat[0] = m + (math.log(r) if r > 0 else np.log(r))
 
 
-def lse_axis(z, axis, t, s):
-    """log Σ exp z along ``axis`` into ``s`` (keepdims shape), as LogSumExp.forward computes it."""
+def lse_axis(z, axis, t, s, rb):
+    """log Σ exp z along ``axis`` into ``s`` (keepdims shape), as LogSumExp.forward computes it;
+    t = exp(z − m) and r = Σ t stay in ``t`` and ``rb``."""
     m = z.max(axis=axis, keepdims=True)
     if not np.isfinite(m).all():
         m = np.where(np.isfinite(m), m, 0.0)
     np.subtract(z, m, out=t)
     np.exp(t, out=t)
-    np.add.reduce(t, axis=axis, keepdims=True, out=s)
-    np.log(s, out=s)
+    np.add.reduce(t, axis=axis, keepdims=True, out=rb)
+    np.log(rb, out=s)
     s += m
 
 
@@ -341,6 +344,7 @@ class _Builder:
         self.input_names = []
         self.inputs = list(inputs)
         self.ctxvars = {}
+        self.lse_parts = {}  # logsumexp call -> names of its t = exp(z − m) and r = Σ t buffers
         self.leafgrad = {}
         for buf, probe in zip(inputs, probes):
             nm = self.g.name(buf, "x")
@@ -401,13 +405,14 @@ class _Builder:
                 axis, keep = args
                 lse = ctx[1]
                 sb, t = np.empty(lse.shape, lse.dtype), np.empty(ins[0].shape, ins[0].dtype)
-                s, tn = g.name(sb, "s"), g.name(t, "t")
+                s, tn, rn = g.name(sb, "s"), g.name(t, "t"), g.name(np.empty(lse.shape, lse.dtype), "r")
                 o = s if keep else g.name(sb.reshape(np.shape(out)), "v")  # a view of the lse buffer
                 if o != s:
                     g.alias[o] = s
                 fn = "lse_flat" if (axis is None or ins[0].ndim == 1) else "lse_axis"
-                emit(f"{fn}({a[0]}, {g.name(axis)}, {tn}, {s})")
+                emit(f"{fn}({a[0]}, {g.name(axis)}, {tn}, {s}, {rn})")
                 self.ctxvars[k] = s
+                self.lse_parts[k] = (tn, rn)
             elif name in ("sum", "mean") and ob is not None:
                 axis, keep = args
                 o = g.name(ob, "v")
@@ -433,12 +438,14 @@ class _Builder:
         if not isinstance(z, np.ndarray) or z.dtype not in (np.float64, np.float32) or len(args) != 2:
             return False
         axis, keep = args
-        lse = ctx[1] if isinstance(ctx, tuple) and len(ctx) == 3 else None
+        lse = ctx[1] if isinstance(ctx, tuple) and len(ctx) == 5 else None
         if not isinstance(lse, np.ndarray) or np.shape(out) != (lse.shape if keep else np.shape(out)):
             return False
-        s, t = np.empty(lse.shape, lse.dtype), np.empty(z.shape, z.dtype)
-        (lse_flat if (axis is None or z.ndim == 1) else lse_axis)(z, axis, t, s)
-        return np.array_equal(s, lse, equal_nan=True) and s.reshape(np.shape(out)).shape == np.shape(out)
+        s, t, r = np.empty(lse.shape, lse.dtype), np.empty(z.shape, z.dtype), np.empty(lse.shape, lse.dtype)
+        (lse_flat if (axis is None or z.ndim == 1) else lse_axis)(z, axis, t, s, r)
+        return (np.array_equal(s, lse, equal_nan=True) and np.array_equal(t, ctx[3], equal_nan=True)
+                and np.array_equal(r, np.broadcast_to(ctx[4], r.shape), equal_nan=True)
+                and s.reshape(np.shape(out)).shape == np.shape(out))
 
     # ------------------------------------------------------------------ backward
     def backward(self):
@@ -620,8 +627,9 @@ class _Builder:
             axis, keep = args
             n = newbuf(np.shape(ins[0]), odt)
             gg = gv if keep else self.view(lambda x, _s=g.ns[lse].shape: x.reshape(_s), gv)
-            # the softmax + cross-entropy gradient: g · exp(z − lse), recomputed as the primitive does
-            emit(f"sub({a[0]}, {lse}, out={n}); exp({n}, out={n})")
+            # the softmax + cross-entropy gradient: g · t / r, from the forward's buffers as the primitive does
+            tn, rn = self.lse_parts[ci]
+            emit(f"div({tn}, {rn}, out={n})")
             if not g.is_ones(gv):  # 1 · e = e exactly: a loss that is the graph's root skips the product
                 emit(f"mul({gg}, {n}, out={n})")
             res[0] = n

@@ -262,7 +262,9 @@ class Log(Primitive):
 class LogSumExp(Primitive):
     """out = log Σⱼ exp(zⱼ) along ``axis``, shifted by m = max z so no exp overflows.
 
-    out = m + log Σⱼ exp(zⱼ − m).   ∂L/∂zᵢ = g ⊙ exp(zᵢ − out) = g ⊙ softmax(z)ᵢ.
+    With t = exp(z − m) and r = Σⱼ tⱼ:  out = m + log r.
+    ∂L/∂zᵢ = g ⊙ softmax(z)ᵢ = g ⊙ tᵢ / r, from the forward's own t and r (exact even where
+    |z| is so large that z − out would lose digits).
     """
 
     name = "logsumexp"
@@ -275,25 +277,28 @@ class LogSumExp(Primitive):
             m = _max(z, axis=None)  # the ufunc's reduce: ndarray.max without its Python wrapper
             if not math.isfinite(m):
                 m = 0.0  # an all −inf input would give (−inf) − (−inf) = nan
-            s = _sum(np.exp(z - m), axis=None)
-            val = m + (math.log(s) if s > 0 else np.log(s))  # np.log keeps log 0 = −inf, nan = nan
+            t = np.exp(z - m)
+            r = _sum(t, axis=None)
+            val = m + (math.log(r) if r > 0 else np.log(r))  # np.log keeps log 0 = −inf, nan = nan
             lse = np.array(val, dtype=z.dtype).reshape((1,) * z.ndim)
             out = lse if keepdims else lse.reshape(())
-            return out, (z, lse, keepdims)
+            return out, (z, lse, keepdims, t, r)
         m = z.max(axis=axis, keepdims=True)
         if not np.isfinite(m).all():
             m = np.where(np.isfinite(m), m, 0.0)  # an all −inf row would give (−inf) − (−inf) = nan
-        lse = np.log(np.exp(z - m).sum(axis=axis, keepdims=True))
+        t = np.exp(z - m)
+        r = t.sum(axis=axis, keepdims=True)
+        lse = np.log(r)
         lse += m
         out = lse if keepdims else lse.squeeze(axis)
-        return out, (z, lse, keepdims)
+        return out, (z, lse, keepdims, t, r)
 
     @staticmethod
     def vjp(g, ctx):
-        z, lse, keepdims = ctx
+        _, lse, keepdims, t, r = ctx
         if not keepdims and g.ndim:  # a 0-d g broadcasts as it is
             g = g.reshape(lse.shape)
-        return (g * np.exp(z - lse),)
+        return (g * (t / r),)
 
 
 class Sum(Primitive):
