@@ -20,9 +20,9 @@ PAIRS = [("identity", "squared_error"), ("sigmoid", "squared_error"), ("softmax"
 
 
 def make(sizes, hidden="tanh", output="softmax", loss="cross_entropy", reduction="sum", opt="sgd",
-         momentum=0.0, lr=0.05, seed=0, weight_init="glorot_uniform"):
+         momentum=0.0, lr=0.05, seed=0, weight_init="glorot_uniform", dtype=np.float64):
     """A model, its optimiser and the step function the brief describes."""
-    model = MLP(sizes, hidden=hidden, output=output, seed=seed, weight_init=weight_init)
+    model = MLP(sizes, hidden=hidden, output=output, seed=seed, weight_init=weight_init, dtype=dtype)
     if opt == "adam":
         o = optim.Adam(model.parameters(), lr=lr)
     else:
@@ -193,20 +193,9 @@ def test_another_shape_or_dtype_captures_again_and_stays_exact():
     # freeze; the capture refuses instead of replaying stale data
     with pytest.raises(CaptureError, match="copy"):
         compiled(rng.normal(size=4).astype(np.float32), np.eye(2)[1])
-    m3 = MLP([4, 2], output="softmax", seed=0, dtype=np.float32)
-    o3 = optim.SGD(m3.parameters(), 0.1)
-    m4 = MLP([4, 2], output="softmax", seed=0, dtype=np.float32)
-    o4 = optim.SGD(m4.parameters(), 0.1)
-
-    def step32(model, opt):
-        def f(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model.logits(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return f
-    e32, c32 = step32(m3, o3), compile_step(step32(m4, o4))
+    m3, _, e32 = make([4, 2], lr=0.1, dtype=np.float32)
+    m4, _, s32 = make([4, 2], lr=0.1, dtype=np.float32)
+    c32 = compile_step(s32)
     for _ in range(3):
         x, y = rng.normal(size=4).astype(np.float32), np.eye(2, dtype=np.float32)[rng.integers(2)]
         assert float(e32(x, y).data) == c32(x, y)

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from strategies import (DOMAINS, arrays_in, arrays_of_shape, broadcastable_pairs, matmul_shapes,
+from strategies import (arrays_in, arrays_of_shape, broadcastable_pairs, matmul_shapes,
                         nonempty_shapes)
 from tinygrad_mlp import Tensor
 from tinygrad_mlp.primitives import PRIMITIVES

@@ -35,6 +35,8 @@ from tinygrad_mlp.exercise import BUILTINS
 from tinygrad_mlp.serialize import save
 from tinygrad_mlp.training import DivergenceError, train
 
+from test_compiled import make as make_step  # the same SGD + cross-entropy step the compiled tests use
+
 FUZZ = settings(max_examples=25, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -417,20 +419,9 @@ def test_train_refuses_bool_labels():
 
 # ================================================================================ compiled step
 def _compiled_pair():
-    def make():
-        model = MLP([4, 3, 2], output="softmax", seed=0)
-        opt = optim.SGD(model.parameters(), 0.1)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model.logits(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return model, step
-
-    m1, eager = make()
-    m2, step = make()
+    """Two identical models with their SGD + cross-entropy steps; the second one compiled."""
+    m1, _, eager = make_step([4, 3, 2], lr=0.1)
+    m2, _, step = make_step([4, 3, 2], lr=0.1)
     return m1, eager, m2, compile_step(step)
 
 
