@@ -138,7 +138,10 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
             raise ValueError("y: expected one-hot (or probability) targets, non-negative and summing to 1 "
                              "over the classes, or integer labels")
         # −Σ y log p = (Σ y) lse − yᵀz; Σ y = 1 for one-hot targets.
-        per = lse * row_sums - (logits * y_arr).sum(axis=-1)
+        if logits.ndim == 1:  # one example: yᵀz is one dot product, one record instead of two
+            per = (lse if row_sums == 1 else lse * row_sums) - logits @ y_arr
+        else:
+            per = lse * row_sums - (logits * y_arr).sum(axis=-1)
     return _reduce(per, reduction) if per.ndim else per
 
 

@@ -135,6 +135,17 @@ class MLP:
         self.hidden, self.output, self.dtype = hidden, output, dtype
         self.layers = [Linear(i, o, weight_init, bias_init, rng, dtype)
                        for i, o in zip(self.sizes[:-1], self.sizes[1:])]
+        # Every parameter lives in one contiguous buffer, in parameters() order, so that an update of
+        # all of them can be one array operation (the compiled replay's SGD step is two NumPy calls,
+        # not two per parameter).  Each .data is a view of it; in-place updates keep it so.
+        params = self.parameters()
+        flat = np.empty(sum(p.data.size for p in params), dtype)
+        start = 0
+        for p in params:
+            view = flat[start:start + p.data.size].reshape(p.data.shape)
+            view[...] = p.data
+            p.data = view
+            start += p.data.size
         self._g = F.ACTIVATIONS[hidden]
         self._g_out = F.OUTPUTS[output]
 

@@ -167,9 +167,17 @@ class MatMul(Primitive):
         if a.ndim == 2 and b.ndim == 1:  # W h: the per-example layer; δ hᵀ is an outer product
             return (g[:, None] * b if need_a else None), (a.T @ g if need_b else None)
         if a.ndim == 2 and b.ndim == 2:
-            return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
-        if a.ndim == 1 and b.ndim == 1:
-            return g * b, g * a
+            # Each gradient takes its operand's memory order: the batch layer's Wᵀ is a transposed view,
+            # so its gradient is computed as (gᵀ A)ᵀ and W.grad comes out C-ordered, like W, for a
+            # contiguous update (Aᵀ g would leave W.grad strided, and every pass over it slower).
+            ga = gb = None
+            if need_a:
+                ga = (b @ g.T).T if _f_order(a) else g @ b.T
+            if need_b:
+                gb = (g.T @ a).T if _f_order(b) else a.T @ g
+            return ga, gb
+        if a.ndim == 1 and b.ndim == 1:  # yᵀz: a dot product
+            return (g * b if need_a else None), (g * a if need_b else None)
         if a.ndim == 1 and b.ndim == 2:
             return b @ g, a[:, None] * g
         # Stacks: promote vectors to matrices, then sum broadcast batch axes away.
@@ -179,6 +187,10 @@ class MatMul(Primitive):
         ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
+
+
+def _f_order(x: np.ndarray) -> bool:
+    return x.flags.f_contiguous and not x.flags.c_contiguous
 
 
 class Tanh(Primitive):
@@ -193,7 +205,12 @@ class Tanh(Primitive):
 
     @staticmethod
     def vjp(g, h):
-        return (g * (1.0 - h * h),)
+        t = h * h
+        if type(t) is not np.ndarray or t.shape != g.shape or t.dtype != g.dtype:  # 0-d, broadcast, mixed dtypes
+            return (g * (1.0 - t),)
+        # the same three roundings into one buffer: a batch of hidden units allocates once, not thrice
+        np.subtract(1.0, t, out=t)
+        return (np.multiply(g, t, out=t),)
 
 
 class Sigmoid(Primitive):
@@ -212,7 +229,11 @@ class Sigmoid(Primitive):
 
     @staticmethod
     def vjp(g, h):
-        return (g * (h * (1.0 - h)),)
+        t = 1.0 - h
+        if type(t) is not np.ndarray or t.shape != g.shape or t.dtype != g.dtype:
+            return (g * (h * t),)
+        np.multiply(h, t, out=t)
+        return (np.multiply(g, t, out=t),)
 
 
 class Relu(Primitive):
