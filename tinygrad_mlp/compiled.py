@@ -182,22 +182,17 @@ def _uninstall(undo):
 
 
 # --------------------------------------------------------------------------- program
-def lse_flat(z, t, s, _max=np.maximum.reduce, _sum=np.add.reduce, _sub=np.subtract, _exp=np.exp):
-    """log Σ exp z over all of z into ``s`` (shape (1,)·ndim), as LogSumExp.forward computes it;
-    t = exp(z − m) stays in ``t`` and r = Σ t is returned (a NumPy scalar, as the primitive keeps it)
-    for the backward's softmax t / r.
-
-    ``maximum.reduce`` and ``add.reduce`` are what ``z.max()`` and ``t.sum()`` call, minus their
-    Python wrappers: the same pairwise sum, so the same bits.
-    """
-    m = _max(z, None)
-    if not math.isfinite(m):
-        m = 0.0  # an all −inf input would give (−inf) − (−inf) = nan
-    _sub(z, m, out=t)
-    _exp(t, out=t)
-    r = _sum(t, None)
-    s.flat[0] = m + (math.log(r) if r > 0 else np.log(r))
-    return r
+def lse_flat_code(z: str, t: str, s: str, m: str, r: str, ndim: int, size: int) -> str:
+    """Replay code for log Σ exp z over all of z, as LogSumExp.forward computes it (the same max, sum
+    and log, specialised to the captured shape): the value goes into ``s`` (shape (1,)·ndim),
+    t = exp(z − m) into ``t``, and r = Σ t into the local ``r`` for the backward's softmax t / r.
+    Inline, not a function: a call costs as much as the arithmetic on ten logits."""
+    mx = f"{z}[{z}.argmax()]" if ndim == 1 else f"max_reduce({z}, None)"  # primitives.flat_max
+    sm = f"sum({t}.tolist())" if ndim == 1 and size <= P.FLAT_SUM_MAX else f"add_reduce({t}, None)"  # flat_sum
+    put = f"{s}[0]" if ndim == 1 else f"{s}.flat[0]"
+    return (f"{m} = {mx}\nif not isfinite_({m}): {m} = 0.0\n"  # an all −inf input: (−inf) − (−inf) = nan
+            f"sub({z}, {m}, out={t}); exp({t}, out={t})\n{r} = {sm}\n"
+            f"{put} = {m} + (log_({r}) if {r} > 0 else np.log({r}))")
 
 
 def lse_axis(z, axis, t, s, rb):
@@ -213,7 +208,7 @@ def lse_axis(z, axis, t, s, rb):
     s += m
 
 
-_FUNCS = {"lse_flat": lse_flat, "lse_axis": lse_axis, "np": np, "math": math, "matmul": np.matmul,
+_FUNCS = {"lse_axis": lse_axis, "isfinite_": math.isfinite, "log_": math.log, "np": np, "math": math, "matmul": np.matmul,
           "add": np.add, "sub": np.subtract,
           "mul": np.multiply, "div": np.divide, "neg": np.negative, "tanh": np.tanh, "exp": np.exp,
           "log": np.log, "gt": np.greater, "copyto": np.copyto, "add_reduce": np.add.reduce,
@@ -495,7 +490,7 @@ class _Builder:
                 if axis is None or ins[0].ndim == 1:  # r = Σ t comes back as a scalar, a local of the replay
                     g.n += 1
                     rn = f"_r{g.n}"
-                    emit(f"{rn} = lse_flat({a[0]}, {tn}, {s})")
+                    emit(lse_flat_code(a[0], tn, s, f"_m{g.n}", rn, ins[0].ndim, ins[0].size))
                 else:
                     emit(f"lse_axis({a[0]}, {g.name(axis)}, {tn}, {s}, {rn})")
                 self.ctxvars[k] = s
@@ -530,11 +525,13 @@ class _Builder:
             return False
         s, t, r = np.empty(lse.shape, lse.dtype), np.empty(z.shape, z.dtype), np.empty(lse.shape, lse.dtype)
         if axis is None or z.ndim == 1:
-            r = lse_flat(z, t, s)
+            ns = dict(_FUNCS, z=z, t=t, s=s)
+            exec(lse_flat_code("z", "t", "s", "m", "r", z.ndim, z.size), ns)
+            r = ns["r"]
         else:
             lse_axis(z, axis, t, s, r)
         return (np.array_equal(s, lse, equal_nan=True) and np.array_equal(t, ctx[3], equal_nan=True)
-                and np.array_equal(r, np.broadcast_to(ctx[4], r.shape), equal_nan=True)
+                and np.array_equal(r, np.broadcast_to(ctx[4], np.shape(r)), equal_nan=True)
                 and s.reshape(np.shape(out)).shape == np.shape(out))
 
     # ------------------------------------------------------------------ backward
@@ -677,11 +674,12 @@ class _Builder:
             res[0] = n
         elif name == "tanh":
             n, t = newbuf(), newbuf()
-            emit(f"mul({h}, {h}, out={t}); sub(1.0, {t}, out={t}); mul({gv}, {t}, out={n})")
+            one = g.name(np.array(1.0, odt))  # a 0-d array of the buffer's dtype: the same 1 − h², faster than a float
+            emit(f"mul({h}, {h}, out={t}); sub({one}, {t}, out={t}); mul({gv}, {t}, out={n})")
             res[0] = n
         elif name == "sigmoid":
             n, t = newbuf(), newbuf()
-            emit(f"sub(1.0, {h}, out={t}); mul({h}, {t}, out={t}); mul({gv}, {t}, out={n})")
+            emit(f"sub({g.name(np.array(1.0, odt))}, {h}, out={t}); mul({h}, {t}, out={t}); mul({gv}, {t}, out={n})")
             res[0] = n
         elif name == "exp":
             n = newbuf()
@@ -887,10 +885,13 @@ class _Builder:
         ours = " and ".join(f"vel[{i}] is {v}" for (i, _, _), v in zip(items, vviews))
         fresh = " and ".join(f"vel[{i}] is None" for i, _, _ in items)
         setv = "; ".join(f"vel[{i}] = {v}" for (i, _, _), v in zip(items, vviews))
-        update = f"mul({Gn}, lr, out={Tn}); sub({Pn}, {Tn}, out={Pn})"
-        vupdate = f"mul({Vn}, lr, out={Tn}); sub({Pn}, {Tn}, out={Pn})"
+        # η and μ as 0-d arrays of the parameters' dtype: the value SGD.step's float rounds to in the
+        # product, and a cheaper operand for NumPy than a Python float
+        L, M = g.name(np.zeros((), flat.dtype), "L"), g.name(np.zeros((), flat.dtype), "L")
+        update = f"{L}[()] = lr; mul({Gn}, {L}, out={Tn}); sub({Pn}, {Tn}, out={Pn})"
+        vupdate = f"{L}[()] = lr; mul({Vn}, {L}, out={Tn}); sub({Pn}, {Tn}, out={Pn})"
         return (f"if not mu:\n    {update}\n"
-                f"elif {ours}:\n    mul({Vn}, mu, out={Vn}); add({Vn}, {Gn}, out={Vn}); {vupdate}\n"
+                f"elif {ours}:\n    {M}[()] = mu; mul({Vn}, {M}, out={Vn}); add({Vn}, {Gn}, out={Vn}); {vupdate}\n"
                 f"elif {fresh}:\n    copyto({Vn}, {Gn}); {setv}; {vupdate}\n"
                 f"else:\n    PER_PARAM")
 
@@ -1031,10 +1032,13 @@ class _Program:
         params = ", ".join(params)
         head = guard + "".join(ln + "\n" for ln in head)
         body = "\n".join("    " + ln.replace("\n", "\n    ") for ln in g.lines)
-        kw = ", ".join(f"{k}={k}" for k in g.own)
-        self.source = f"def replay({params}{', ' if params else ''}*, {kw}):\n{head}{body}\n"
-        exec(builtins.compile(self.source, "<compiled step>", "exec"), g.ns)
-        self.replay = g.ns["replay"]
+        self.source = f"def replay({params}):\n{head}{body}\n"
+        # The buffers reach the replay as closure cells: keyword defaults would be filled in one by one
+        # at every call (about 0.6 µs for a small MLP's 70 names).
+        factory = f"def _make_replay({', '.join(g.own)}):\n" + "".join(
+            "    " + ln + "\n" for ln in self.source.splitlines()) + "    return replay\n"
+        exec(builtins.compile(factory, "<compiled step>", "exec"), g.ns)
+        self.replay = g.ns["_make_replay"](**{k: g.ns[k] for k in g.own})
         self._keep = b.keep
 
     @staticmethod
@@ -1137,8 +1141,12 @@ class CompiledStep:
         key = _key(args)
         prog = self.programs.get(key)
         if prog is not None and prog.valid():
-            self._replay = prog.replay
-            return prog.replay(*args)
+            # The guards also want plain, C-contiguous arrays (a replay may read an input in place):
+            # a strided view or an ndarray subclass of the same shape and dtype comes in as a copy.
+            out = prog.replay(*(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args))
+            if out is not _MISS:
+                self._replay = prog.replay
+                return out
         if self.captures >= self.max_captures:
             raise CaptureError(
                 f"compiled step: {self.captures} captures already (max_captures={self.max_captures}); the "

@@ -414,6 +414,17 @@ def run_torch(setup: Setup) -> Result:
 
 @system("compiled", "tinygrad_mlp compiled (replayed step)")
 def run_compiled(setup: Setup) -> Result:
+    """The captured step replayed with the tape's own arithmetic: weights bit-identical to eager."""
+    return _run_compiled(setup, "compiled", fused=False)
+
+
+@system("compiled_fused", "tinygrad_mlp compiled, fused (BLAS rank-1 SGD)")
+def run_compiled_fused(setup: Setup) -> Result:
+    """``compile(fused=True)``: W ← W − η δ hᵀ as one BLAS ger call; weights equal eager's to rounding."""
+    return _run_compiled(setup, "compiled_fused", fused=True)
+
+
+def _run_compiled(setup: Setup, name: str, fused: bool) -> Result:
     try:
         from .compiled import compile as compile_step
     except ImportError:
@@ -431,12 +442,12 @@ def run_compiled(setup: Setup) -> Result:
         opt.step()
         return loss
 
-    step = compile_step(step_fn, check_finite=False)  # the data was checked once, up front
+    step = compile_step(step_fn, check_finite=False, fused=fused)  # the data was checked once, up front
     # The replay freezes Python ints, so targets travel as one-hot float rows.
     rows, onehot = list(d.X_train), list(np.eye(N_CLASSES)[d.y_train])
     seconds = cpu = 0.0
     losses, test_curve = [], []
-    bar = _progress(setup, "compiled")
+    bar = _progress(setup, name)
     for order in setup.orders:
         total = 0.0
         t0, c0 = time.perf_counter(), time.process_time()
@@ -452,7 +463,7 @@ def run_compiled(setup: Setup) -> Result:
     if bar is not None:
         bar.close()
     pred = predict(model, d.X_test)
-    return Result("compiled", SYSTEMS["compiled"].label, train_accuracy=accuracy(model, d.X_train, d.y_train),
+    return Result(name, SYSTEMS[name].label, train_accuracy=accuracy(model, d.X_train, d.y_train),
                   test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
                   steps=len(rows) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
                   test_curve=test_curve, weights=model.state_dict(), test_predictions=pred, model=model)
@@ -492,6 +503,7 @@ class Report:
     max_weight_diff_vs_reference: float | None = None
     max_weight_diff_vs_sklearn: float | None = None
     max_weight_diff_vs_torch: float | None = None
+    max_weight_diff_compiled: dict = field(default_factory=dict)  # compiled row -> max |Δ| vs tinygrad_mlp
 
     def get(self, name: str) -> Result | None:
         return next((r for r in self.results if r.name == name and r.status == "ok"), None)
@@ -514,6 +526,12 @@ class Report:
             out["sklearn_sgd_over_tinygrad_mlp_cpu"] = sk.cpu_seconds / ours.cpu_seconds
             out["target_at_least"] = 3.0
             out["test_accuracy_gap_pp"] = 100.0 * abs(ours.test_accuracy - sk.test_accuracy)
+        for name in ("compiled", "compiled_fused"):
+            r = self.get(name)
+            if r and ref:
+                out[f"{name}_over_reference"] = r.seconds / ref.seconds
+                out[f"{name}_over_reference_cpu"] = r.cpu_seconds / ref.cpu_seconds
+                out["compiled_target_at_most"] = 0.75
         return out
 
     def to_json(self) -> dict:
@@ -527,6 +545,7 @@ class Report:
             "systems": [r.to_json(base) for r in self.results],
             "max_weight_diff_vs_reference": self.max_weight_diff_vs_reference,
             "max_weight_diff_vs_torch": self.max_weight_diff_vs_torch,
+            "max_weight_diff_compiled_vs_tinygrad_mlp": self.max_weight_diff_compiled,
             "speed": self.speed_checks(),
             "machine": _machine(),
         }
@@ -584,6 +603,10 @@ def run_benchmark(config: Config, data: Data | None = None) -> Report:
     ours = weights("tinygrad_mlp")
     rep.max_weight_diff_vs_reference = _max_diff(ours, weights("reference"))
     rep.max_weight_diff_vs_torch = _max_diff(ours, weights("torch"))
+    for name in ("compiled", "compiled_fused"):
+        diff = _max_diff(ours, weights(name))
+        if diff is not None:
+            rep.max_weight_diff_compiled[name] = diff
     if config.init == "sklearn":
         rep.max_weight_diff_vs_sklearn = _max_diff(ours, weights("sklearn_sgd"))
     return rep
@@ -639,6 +662,9 @@ def format_table(rep: Report) -> str:
     if c.init == "sklearn" and rep.max_weight_diff_vs_sklearn is not None:
         lines.append(f"max |weights(tinygrad_mlp) - weights(scikit-learn SGD)| = {rep.max_weight_diff_vs_sklearn:.3g} "
                      f"after {c.epochs} epochs (same random_state draws)")
+    for name, diff in rep.max_weight_diff_compiled.items():
+        lines.append(f"max |weights({name}) - weights(tinygrad_mlp)| = {diff:.3g}"
+                     + (" (bit-identical)" if diff == 0 else " (rounding: BLAS ger/axpy)"))
     sc = rep.speed_checks()
     if "tinygrad_mlp_over_reference" in sc:
         lines.append(f"tinygrad_mlp / hand-written time: {sc['tinygrad_mlp_over_reference']:.2f}x wall, "
@@ -647,6 +673,10 @@ def format_table(rep: Report) -> str:
         lines.append(f"scikit-learn SGD / tinygrad_mlp time: {sc['sklearn_sgd_over_tinygrad_mlp']:.2f}x wall, "
                      f"{sc['sklearn_sgd_over_tinygrad_mlp_cpu']:.2f}x CPU (target >= 3x), "
                      f"test accuracy gap {sc['test_accuracy_gap_pp']:.2f} pp")
+    for name in ("compiled", "compiled_fused"):
+        if f"{name}_over_reference" in sc:
+            lines.append(f"{name} / hand-written time: {sc[f'{name}_over_reference']:.2f}x wall, "
+                         f"{sc[f'{name}_over_reference_cpu']:.2f}x CPU (target <= 0.75x)")
     return "\n".join(lines)
 
 
@@ -667,7 +697,7 @@ def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
     curves = {r.label: (r.loss_curve, r.test_curve) for r in rep.results if r.status == "ok" and r.loss_curve}
     if curves:
         same = [r.label.split(" (")[0] for r in rep.results
-                if r.status == "ok" and r.name in ("tinygrad_mlp", "reference", "torch", "compiled")]
+                if r.status == "ok" and r.name in ("tinygrad_mlp", "reference", "torch", "compiled", "compiled_fused")]
         note = (f"{', '.join(same)}: same initial weights, same example order, so their curves coincide."
                 if len(same) > 1 else "")
         paths.append(plots.learning_curves(curves, out / "digits_learning_curves.png", note))
