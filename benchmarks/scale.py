@@ -11,14 +11,24 @@ step: the reference the issue's targets are relative to.  BLAS and PyTorch run o
 default (``--threads``).  Times are medians over repeats of the seconds per step, the systems
 interleaved within each repeat; the machine is shared, so read ratios, not absolute times.
 
+"compiled" is ``compile(step)``, whose weights are bit-identical to eager's; "fused" is
+``compile(step, fused=True)``, whose plain-SGD update of a per-example layer is one BLAS rank-1 call
+(weights equal to eager's up to rounding).
+
 The Q3 block is the practical's Question 3 shape: per-example SGD, 64-50-10, lr 0.001, over a few
 epochs of digits-sized data (1,437 rows), compiled and eager against the hand-written loop.
+
+Large steps are sensitive to the C library's allocator: NumPy and the eager tape allocate fresh
+temporaries each step (about 20 MB at batch 256, width 1024), which glibc hands back to the kernel
+and then page-faults in again, while a replay allocates nothing.  The "faults" columns (minor page
+faults per step, from getrusage) show when that happens; it varies from run to run.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -108,6 +118,10 @@ def make_compiled(width, batch):
     return compile_step(_tiny_step(width), check_finite=False)
 
 
+def make_fused(width, batch):
+    return compile_step(_tiny_step(width), check_finite=False, fused=True)
+
+
 def make_torch(width, batch):
     import torch
 
@@ -132,7 +146,8 @@ def make_torch(width, batch):
     return step
 
 
-SYSTEMS = {"numpy": make_numpy, "eager": make_eager, "compiled": make_compiled, "torch": make_torch}
+SYSTEMS = {"numpy": make_numpy, "eager": make_eager, "compiled": make_compiled, "fused": make_fused,
+           "torch": make_torch}
 
 
 def _have_torch():
@@ -160,19 +175,24 @@ def time_per_step(systems, width, batch, steps, repeats):
             step(x, y)  # warm-up (and the compiled step's capture)
         runs[name] = (step, pairs)
     times = {name: [] for name in systems}
+    faults = {name: 0 for name in systems}
     for _ in range(repeats):
         for name, (step, pairs) in runs.items():
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             for x, y in pairs:
                 step(x, y)
             times[name].append((time.perf_counter() - t0) / len(pairs))
-    return {name: statistics.median(t) for name, t in times.items()}
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    out = {name: statistics.median(t) for name, t in times.items()}
+    out["faults"] = {name: faults[name] / (repeats * len(runs[name][1])) for name in systems}
+    return out
 
 
 def q3(epochs, repeats, n=1437):
     """Per-example SGD on a digits-sized set: seconds per step of numpy, eager and compiled (interleaved)."""
     xs, ys = _data(n, 1, seed=1)
-    steps = {name: SYSTEMS[name](50, 1) for name in ("numpy", "eager", "compiled")}
+    steps = {name: SYSTEMS[name](50, 1) for name in ("numpy", "eager", "compiled", "fused")}
     for step in steps.values():
         step(xs[0], ys[0])
     times = {name: [] for name in steps}
@@ -205,7 +225,8 @@ def plot(results, systems, path):
     fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 3.8), sharey=True)
     axes = np.atleast_1d(axes)
     styles = {"numpy": ("k", "o", "hand-written NumPy"), "eager": ("C0", "s", "tinygrad_mlp eager"),
-              "compiled": ("C2", "^", "tinygrad_mlp compiled"), "torch": ("C3", "D", "PyTorch eager")}
+              "compiled": ("C2", "^", "tinygrad_mlp compiled"),
+              "fused": ("C1", "v", "tinygrad_mlp compiled, fused"), "torch": ("C3", "D", "PyTorch eager")}
     for ax, b in zip(axes, batches):
         widths = sorted(w for bb, w in results if bb == b)
         for s in systems:
@@ -247,11 +268,11 @@ def main(argv=None):
     THREADS[0] = args.threads or (os.cpu_count() or 1)
     batches, widths = ((1, 16), (50, 256)) if args.quick else ((1, 16, 256), (50, 256, 1024))
     repeats = 1 if args.quick else args.repeats
-    systems = ["numpy", "eager", "compiled"] + (["torch"] if _have_torch() and not args.no_torch else [])
+    systems = ["numpy", "eager", "compiled", "fused"] + (["torch"] if _have_torch() and not args.no_torch else [])
     print(f"machine: {machine()}; BLAS threads: {args.threads or 'default'}")
     print(f"median seconds per step over {repeats} repeats; ratios are to hand-written NumPy\n")
     head = f"{'batch':>5} {'width':>5} " + " ".join(f"{s + ' µs':>12}" for s in systems) + \
-        "  " + " ".join(f"{s + '/np':>12}" for s in systems if s != "numpy")
+        "  " + " ".join(f"{s + '/np':>12}" for s in systems if s != "numpy") + "  faults/step: np, eager, compiled"
     print(head)
     results = {}
     for b in batches:
@@ -262,11 +283,12 @@ def main(argv=None):
             r = time_per_step(systems, w, b, steps, repeats)
             results[(b, w)] = r
             print(f"{b:>5} {w:>5} " + " ".join(f"{r[s] * 1e6:>12.1f}" for s in systems) + "  " +
-                  " ".join(f"{r[s] / r['numpy']:>12.2f}" for s in systems if s != "numpy"), flush=True)
+                  " ".join(f"{r[s] / r['numpy']:>12.2f}" for s in systems if s != "numpy") + "  " +
+                  ", ".join(f"{r['faults'][s]:.0f}" for s in ("numpy", "eager", "compiled")), flush=True)
     epochs = 1 if args.quick else 3
     q = q3(epochs, repeats)
     print(f"\nQ3-like: per-example SGD, 64-50-10, {epochs} epoch(s) of 1,437 rows, median of {repeats}")
-    for s in ("numpy", "eager", "compiled"):
+    for s in ("numpy", "eager", "compiled", "fused"):
         print(f"  {s:>9}: {q[s] * 1e6:7.1f} µs/step  ({q[s] / q['numpy']:.2f}x hand-written NumPy)")
     if args.plot:
         plot(results, systems, args.plot)

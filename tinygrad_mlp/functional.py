@@ -114,7 +114,7 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
     if logits.ndim not in (1, 2):
         raise ValueError(f"logits: expected a vector or a (batch, classes) matrix, got shape {logits.shape}")
     n_classes = logits.shape[-1]
-    lse = logits.logsumexp(axis=-1)
+    lse = logits.logsumexp(axis=None if logits.ndim == 1 else -1)  # (a vector's only axis: no axis check)
     if logits.ndim == 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):  # one label: the hot path
         if not 0 <= y < n_classes:
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got {y}")

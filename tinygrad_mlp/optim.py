@@ -65,6 +65,12 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         lr, mu = self.lr, self.momentum
+        if not mu:  # plain SGD, once per training step: nothing but the update in the loop
+            for p in self.params:
+                g = p.grad
+                if g is not None:
+                    p.data -= lr * g
+            return
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None:
