@@ -145,7 +145,31 @@ def test_cli_sklearn_mode_reports_the_weight_difference(tmp_path):
     assert rep["systems"][0]["test_accuracy"] == rep["systems"][1]["test_accuracy"]
 
 
+@pytest.mark.parametrize("mode", ["exact", "fused"])
+def test_compiled_flag_trains_the_main_model_through_the_replay(tmp_path, mode):
+    path = tmp_path / "r.json"
+    assert D.main(["--epochs", "2", "--only", "tinygrad_mlp,reference", "--quiet", "--json", str(path),
+                   "--compiled", mode]) == 0
+    rep = json.loads(path.read_text())
+    assert rep["config"]["compiled"] == mode
+    assert rep["systems"][0]["label"] == f"tinygrad_mlp (--compiled {mode})"
+    # the same weights as the hand-written loop: exactly for the exact replay, to rounding when fused
+    assert rep["max_weight_diff_vs_reference"] <= (1e-15 if mode == "exact" else 1e-12)
+
+
+def test_compiled_rows_report_their_weights_against_eager_and_their_ratio(data):
+    rep = D.run_benchmark(D.Config(epochs=1, only=("tinygrad_mlp", "reference", "compiled", "compiled_fused"),
+                                   quiet=True), data)
+    assert rep.max_weight_diff_compiled["compiled"] == 0.0  # bit-identical to eager
+    assert 0.0 < rep.max_weight_diff_compiled["compiled_fused"] <= 1e-12
+    sc = rep.speed_checks()
+    assert sc["compiled_target_at_most"] == 0.75
+    assert sc["compiled_over_reference"] > 0 and sc["compiled_fused_over_reference"] > 0
+    assert "compiled_fused / hand-written time" in D.format_table(rep)
+
+
 @pytest.mark.parametrize("argv, flag", [
+    (["--compiled", "fast"], "--compiled"),
     (["--epochs", "-1"], "--epochs"),
     (["--epochs", "0"], "--epochs"),
     (["--epochs", "ten"], "--epochs"),
@@ -165,7 +189,8 @@ def test_bad_flags_exit_2_naming_the_flag(argv, flag, capsys):
 
 @pytest.mark.parametrize("kwargs, name", [(dict(epochs=0), "epochs"), (dict(lr=float("inf")), "lr"),
                                           (dict(init="he"), "init"), (dict(only=("nope",)), "only"),
-                                          (dict(hidden=True), "hidden"), (dict(threads=0), "threads")])
+                                          (dict(hidden=True), "hidden"), (dict(threads=0), "threads"),
+                                          (dict(compiled="fast"), "compiled")])
 def test_config_rejects_bad_values_naming_the_field(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name}:"):
         D.Config(**kwargs)

@@ -45,6 +45,7 @@ __all__ = ["Config", "Data", "Setup", "Result", "Report", "SYSTEMS", "system", "
 
 WEIGHT_TOLERANCE = 1e-9  # autograd vs hand-written: the same arithmetic, rounded in another order
 INITS = ("glorot", "sklearn")
+COMPILED_MODES = (None, "exact", "fused")
 N_CLASSES = 10
 
 
@@ -65,6 +66,7 @@ class Config:
     only: tuple | None = None  # system names to run (None: all)
     quiet: bool = False
     threads: int | None = 1  # BLAS/OpenMP/torch threads for every system (None: leave the libraries' defaults)
+    compiled: str | None = None  # "exact" or "fused": the tinygrad_mlp row trains through the compiled replay
 
     def __post_init__(self) -> None:
         for name, low in (("epochs", 1), ("hidden", 1), ("seed", 0)):
@@ -86,6 +88,8 @@ class Config:
                 raise ValueError(f"only: expected names from {list(SYSTEMS)}, got {list(self.only)}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads: expected None or an int >= 1, got {self.threads!r}")
+        if self.compiled not in COMPILED_MODES:
+            raise ValueError(f"compiled: expected one of {COMPILED_MODES}, got {self.compiled!r}")
 
 
 @dataclass
@@ -254,6 +258,10 @@ def _sk_weights(clf) -> dict:
 @system("tinygrad_mlp", "tinygrad_mlp (autograd, per-example SGD)")
 def run_tinygrad(setup: Setup) -> Result:
     c, d = setup.config, setup.data
+    if c.compiled:  # --compiled: the main model (saved, plotted) trains through the replayed step
+        r = _run_compiled(setup, "tinygrad_mlp", fused=c.compiled == "fused")
+        r.label = f"tinygrad_mlp (--compiled {c.compiled})"
+        return r
     model = build_model(setup)
     orders = setup.orders
     hist = train(model, d.X_train, d.y_train, epochs=c.epochs, lr=c.lr, order=orders.__getitem__,
@@ -540,7 +548,8 @@ class Report:
         out = {
             "question": "practical Question 3: load_digits, 80/20 split (random_state=42), 64-H-10 tanh/softmax",
             "config": {"epochs": c.epochs, "lr": c.lr, "hidden": c.hidden, "seed": c.seed, "init": c.init,
-                       "scale": c.scale, "only": list(c.only) if c.only else None, "threads": c.threads},
+                       "scale": c.scale, "only": list(c.only) if c.only else None, "threads": c.threads,
+                       "compiled": c.compiled},
             "data": {"n_train": int(len(self.setup.data.X_train)), "n_test": int(len(self.setup.data.X_test))},
             "systems": [r.to_json(base) for r in self.results],
             "max_weight_diff_vs_reference": self.max_weight_diff_vs_reference,
@@ -769,6 +778,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_int_at_least(0), default=1,
                    help="BLAS/OpenMP/PyTorch threads for every system (default 1: per-example steps are too small "
                         "to split; 0: leave each library's default)")
+    p.add_argument("--compiled", nargs="?", const="exact", choices=("exact", "fused"), default=None,
+                   help="train the tinygrad_mlp model (the one --save, the pictures and the ratios use) through "
+                        "tinygrad_mlp.compiled: exact (the default of the flag; bit-identical weights) or fused "
+                        "(BLAS rank-1 SGD, weights equal to rounding)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", metavar="PATH", help="write every number (and the learning curves) as JSON")
     p.add_argument("--plots", metavar="DIR", help="write digits_*.png (needs matplotlib)")
@@ -810,7 +823,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {flag}: expected {kind}, got {value!r}", file=sys.stderr)
             return 2
     config = Config(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed, init=args.init,
-                    scale=args.scale, only=args.only, quiet=args.quiet, threads=args.threads or None)
+                    scale=args.scale, only=args.only, quiet=args.quiet, threads=args.threads or None,
+                    compiled=args.compiled)
     rep = run_benchmark(config)
     print(format_table(rep))
     status = 0
