@@ -718,22 +718,17 @@ class _Builder:
                     emit(f"matmul({self.view(np.transpose, a[0])}, {gv}, out={res[1]})")
             else:  # as MatMul.vjp: a transposed (F-ordered) operand gets its gradient as (·)ᵀ of a C buffer
                 T = np.transpose
-                if need[0]:
-                    if P._f_order(A):
-                        o = newbuf(A.shape[::-1], dt)
-                        emit(f"matmul({a[1]}, {self.view(T, gv)}, out={o})")
-                        res[0] = self.view(T, o)
-                    else:
-                        res[0] = newbuf(A.shape, dt)
-                        emit(f"matmul({gv}, {self.view(T, a[1])}, out={res[0]})")
-                if need[1]:
-                    if P._f_order(B):
-                        o = newbuf(B.shape[::-1], dt)
-                        emit(f"matmul({self.view(T, gv)}, {a[0]}, out={o})")
-                        res[1] = self.view(T, o)
-                    else:
-                        res[1] = newbuf(B.shape, dt)
-                        emit(f"matmul({self.view(T, a[0])}, {gv}, out={res[1]})")
+
+                def product(operand, operands):  # operands() -> the two factors, of the transpose if F-ordered
+                    f = P._f_order(operand)
+                    o = newbuf(operand.shape[::-1] if f else operand.shape, dt)
+                    left, right = operands(f)
+                    emit(f"matmul({left}, {right}, out={o})")
+                    return self.view(T, o) if f else o
+                if need[0]:  # ∂L/∂A = g Bᵀ, or (B gᵀ)ᵀ
+                    res[0] = product(A, lambda f: (a[1], self.view(T, gv)) if f else (gv, self.view(T, a[1])))
+                if need[1]:  # ∂L/∂B = Aᵀ g, or (gᵀ A)ᵀ
+                    res[1] = product(B, lambda f: (self.view(T, gv), a[0]) if f else (self.view(T, a[0]), gv))
         elif name == "matmul" and np.ndim(ins[0]) == 1 and np.ndim(ins[1]) == 1:  # yᵀz: g·y and g·z
             for i in range(2):
                 if need[i]:
