@@ -40,8 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinygrad_mlp import MLP, functional as F
-from tinygrad_mlp.compiled import compile as compile_step
-from tinygrad_mlp.optim import SGD
+from tinygrad_mlp.compiler.compiled import compile as compile_step
+from tinygrad_mlp.nn.optim import SGD
 
 N_IN, N_OUT, LR = 64, 10, 0.001
 THREADS = [1]

@@ -13,7 +13,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tinygrad_mlp.estimators import MLPClassifier
+from tinygrad_mlp.training.estimators import MLPClassifier
 
 
 def main() -> None:

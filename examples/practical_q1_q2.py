@@ -14,7 +14,7 @@ import numpy as np
 
 from tinygrad_mlp import functional as F
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.optim import SGD
+from tinygrad_mlp.nn.optim import SGD
 
 np.set_printoptions(precision=6, suppress=True, floatmode="maxprec")
 

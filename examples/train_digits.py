@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from tinygrad_mlp import MLP
-from tinygrad_mlp.training import accuracy, train
+from tinygrad_mlp.training.loop import accuracy, train
 
 epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 digits = load_digits()

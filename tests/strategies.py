@@ -5,7 +5,7 @@ Import from here rather than redefining: ``from strategies import shapes, arrays
 
 Everything draws float64 unless a ``dtype`` is given, keeps arrays small (finite
 differences cost two evaluations per entry), and keeps values inside an op's
-smooth domain so central differences are accurate (see :mod:`tinygrad_mlp.gradcheck`).
+smooth domain so central differences are accurate (see :mod:`tinygrad_mlp.autograd.gradcheck`).
 """
 from __future__ import annotations
 

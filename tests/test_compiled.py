@@ -2,7 +2,7 @@
 
 Expected numbers come from the eager tape run side by side (a separate code path: Tensors, the tape,
 the primitives' own vjps and ``SGD.step``) and from the hand-written backprop in
-``tinygrad_mlp.reference``.
+``tinygrad_mlp.practical.reference``.
 """
 import gc
 import tracemalloc
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tinygrad_mlp import MLP, Tensor, functional as F, reference, tape_size
 from tinygrad_mlp import optim
-from tinygrad_mlp.compiled import CaptureError, CompiledStep, compile as compile_step
+from tinygrad_mlp.compiler.compiled import CaptureError, CompiledStep, compile as compile_step
 
 PAIRS = [("identity", "squared_error"), ("sigmoid", "squared_error"), ("softmax", "cross_entropy")]
 
@@ -417,8 +417,8 @@ def test_the_digits_benchmark_step_through_model_loss_replays_exactly():
 
 
 def test_capture_leaves_the_library_as_it_found_it_even_when_it_fails():
-    import tinygrad_mlp.tensor as T
-    from tinygrad_mlp.primitives import PRIMITIVES
+    import tinygrad_mlp.autograd.tensor as T
+    from tinygrad_mlp.autograd.primitives import PRIMITIVES
 
     before = (dict(Tensor.__dict__), T._record, {n: p.__dict__["forward"] for n, p in PRIMITIVES.items()},
               optim.SGD.__dict__["step"])

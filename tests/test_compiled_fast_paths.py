@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_mlp import MLP, Tensor, functional as F, optim
-from tinygrad_mlp import primitives as P
-from tinygrad_mlp.compiled import compile as compile_step
+from tinygrad_mlp.autograd import primitives as P
+from tinygrad_mlp.compiler.compiled import compile as compile_step
 from tinygrad_mlp.nn import Linear
 
 from test_compiled import assert_same_weights, data, make
@@ -204,7 +204,7 @@ def test_a_batch_layers_weight_gradient_has_the_weights_memory_order():
 
 
 def test_matmul_vjp_in_both_layouts_agrees_with_finite_differences():
-    from tinygrad_mlp.gradcheck import gradcheck
+    from tinygrad_mlp.autograd.gradcheck import gradcheck
 
     rng = np.random.default_rng(6)
     A = Tensor(rng.normal(size=(4, 3)), requires_grad=True)
@@ -262,7 +262,7 @@ def test_flat_max_and_flat_sum_agree_with_numpy(n, dtype, seed):
 
 
 def test_one_examples_cross_entropy_with_a_one_hot_row_is_one_dot_product_on_the_tape():
-    from tinygrad_mlp.tensor import tape_size
+    from tinygrad_mlp.autograd.tensor import tape_size
 
     z = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
     y = np.array([0.0, 0.0, 1.0])

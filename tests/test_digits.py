@@ -1,6 +1,6 @@
 """Question 3 (digits benchmark), the shared training loop and the plots.
 
-Expected numbers come from independent paths: ``tinygrad_mlp.reference``'s
+Expected numbers come from independent paths: ``tinygrad_mlp.practical.reference``'s
 per-example backprop (``backward`` + ``sgd_update``), scikit-learn's
 ``MLPClassifier`` itself, PyTorch when installed, and hand-made divergences
 whose outcome is known in closed form.
@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_mlp import reference
-from tinygrad_mlp import digits as D
+from tinygrad_mlp.bench import digits as D
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.optim import SGD
-from tinygrad_mlp.training import (DivergenceError, DivergenceWarning, History, accuracy, predict,
+from tinygrad_mlp.nn.optim import SGD
+from tinygrad_mlp.training.loop import (DivergenceError, DivergenceWarning, History, accuracy, predict,
                                    progress_bar, train)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,7 +210,7 @@ def test_help_names_the_default_init(capsys):
 
 
 def test_missing_optional_rows_say_so(data, monkeypatch):
-    for mod in ("torch", "tinygrad_mlp.compiled", "tinygrad_mlp.estimators"):
+    for mod in ("torch", "tinygrad_mlp.compiler.compiled", "tinygrad_mlp.training.estimators"):
         monkeypatch.setitem(sys.modules, mod, None)  # makes `import mod` raise ImportError
     rep = D.run_benchmark(D.Config(epochs=1, only=("torch", "compiled", "estimator"), quiet=True), data)
     assert [(r.name, r.status) for r in rep.results] == [
@@ -237,7 +237,7 @@ def test_torch_row_matches_the_autograd_weights(data):
 
 @pytest.mark.parametrize("scale", [False, True])
 def test_save_writes_a_model_that_predicts_as_reported(tmp_path, data, scale):
-    serialize = pytest.importorskip("tinygrad_mlp.serialize")
+    serialize = pytest.importorskip("tinygrad_mlp.nn.serialize")
     model_path, json_path = tmp_path / "m.npz", tmp_path / "r.json"
     assert D.main(["--epochs", "1", "--only", "tinygrad_mlp", "--quiet", "--save", str(model_path),
                    "--json", str(json_path)] + (["--scale"] if scale else [])) == 0
@@ -474,7 +474,7 @@ def test_plots_are_written_and_are_pngs(tmp_path, data):
 
 
 def test_plots_without_matplotlib_fail_clearly(monkeypatch, tmp_path, capsys):
-    from tinygrad_mlp import plots
+    from tinygrad_mlp.bench import plots
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match="pip install"):

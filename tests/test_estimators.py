@@ -17,9 +17,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from tinygrad_mlp.estimators import MLPClassifier, MLPRegressor, _binary_cross_entropy
-from tinygrad_mlp.tensor import Tensor
-from tinygrad_mlp.training import DivergenceError, DivergenceWarning
+from tinygrad_mlp.training.estimators import MLPClassifier, MLPRegressor, _binary_cross_entropy
+from tinygrad_mlp.autograd.tensor import Tensor
+from tinygrad_mlp.training.loop import DivergenceError, DivergenceWarning
 
 
 def _expected_failed_checks(estimator):
@@ -283,7 +283,7 @@ def test_defaults_are_scikit_learns():
     (MLPClassifier, "classes", 32, "sgd"), (MLPClassifier, "classes", 1, "adam"), (MLPClassifier, "binary", 7, "sgd"),
     (MLPRegressor, "values", 32, "sgd"), (MLPRegressor, "values", 1, "adam")])
 def test_compiled_training_gives_the_eager_weights(digits, est_cls, target, batch_size, solver):
-    pytest.importorskip("tinygrad_mlp.compiled")
+    pytest.importorskip("tinygrad_mlp.compiler.compiled")
     X, y = digits
     X, y = X[:300], {"classes": y, "binary": y % 2, "values": np.c_[X[:, 3], X[:, 30]]}[target][:300]
     kw = dict(hidden_layer_sizes=(10,), solver=solver, batch_size=batch_size, max_iter=2, random_state=0, alpha=1e-3)
@@ -301,7 +301,7 @@ def test_compiled_training_gives_the_eager_weights(digits, est_cls, target, batc
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")
 def test_compiled_divergence_stops_at_the_same_step_with_the_same_weights(digits):
-    pytest.importorskip("tinygrad_mlp.compiled")
+    pytest.importorskip("tinygrad_mlp.compiler.compiled")
     X, y = digits
     errors, models = [], []
     for compiled in (False, True):

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_mlp import exercise, reference
-from tinygrad_mlp.exercise import (BUILTINS, REQUIRED, ExerciseMismatchError, SpecError, builtin, load_spec,
+from tinygrad_mlp import reference
+from tinygrad_mlp.practical import exercise
+from tinygrad_mlp.practical.exercise import (BUILTINS, REQUIRED, ExerciseMismatchError, SpecError, builtin, load_spec,
                                    parse_spec, run_step)
 
 Q1 = {"layers": [4, 4, 3, 3], "hidden": "tanh", "output": "identity", "loss": "squared_error",

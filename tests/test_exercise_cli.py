@@ -1,7 +1,7 @@
 """The exercise runner (issue 3): ``python -m tinygrad_mlp exercise ...``.
 
 Expected numbers come from the practical's sheet and from the hand-written
-backprop (:mod:`tinygrad_mlp.reference`), not from the code under test.
+backprop (:mod:`tinygrad_mlp.practical.reference`), not from the code under test.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tinygrad_mlp import reference
-from tinygrad_mlp.exercise_cli import main
+from tinygrad_mlp.cli.exercise import main
 
 ROOT = Path(__file__).resolve().parents[1]
 Q1 = {"layers": [4, 4, 3, 3], "hidden": "tanh", "output": "identity", "loss": "squared_error",
@@ -156,7 +156,7 @@ def test_bad_options_exit_2(capsys, argv, field):
 
 
 def test_mismatch_is_an_error_not_a_result(capsys, monkeypatch):
-    from tinygrad_mlp import exercise
+    from tinygrad_mlp.practical import exercise
 
     real = exercise.reference.backward
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from strategies import arrays_in, mlp_architectures, small_batches
 from tinygrad_mlp import MLP, GradcheckError, Tensor, directional_check, gradcheck
 from tinygrad_mlp import functional as F
-from tinygrad_mlp.gradcheck import tolerances
-from tinygrad_mlp.tensor import _record
+from tinygrad_mlp.autograd.gradcheck import tolerances
+from tinygrad_mlp.autograd.tensor import _record
 
 
 class _WrongTanh:

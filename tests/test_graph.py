@@ -11,10 +11,10 @@ import subprocess
 
 import pytest
 
-from tinygrad_mlp.exercise import builtin
-from tinygrad_mlp.exercise_cli import main
-from tinygrad_mlp.graph import step_records, tape_dot
-from tinygrad_mlp.tensor import tape_size
+from tinygrad_mlp.practical.exercise import builtin
+from tinygrad_mlp.cli.exercise import main
+from tinygrad_mlp.practical.graph import step_records, tape_dot
+from tinygrad_mlp.autograd.tensor import tape_size
 
 
 def parse_dot(text):

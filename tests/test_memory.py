@@ -14,10 +14,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import tinygrad_mlp.tensor as tensor_mod
+import tinygrad_mlp.autograd.tensor as tensor_mod
 from tinygrad_mlp import MLP, Tensor, no_grad, tape_size
 from tinygrad_mlp import functional as F
-from tinygrad_mlp.optim import SGD
+from tinygrad_mlp.nn.optim import SGD
 
 
 def _data(seed=0, n=16, d=8, k=4):

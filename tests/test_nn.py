@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from tinygrad_mlp import functional as F
 from tinygrad_mlp import init
 from tinygrad_mlp.nn import MLP, Linear
-from tinygrad_mlp.optim import SGD
-from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.nn.optim import SGD
+from tinygrad_mlp.autograd.tensor import Tensor
 
 
 def np_sigmoid(z):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
-from tinygrad_mlp.optim import SGD, Adam
-from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.nn.optim import SGD, Adam
+from tinygrad_mlp.autograd.tensor import Tensor
 
 
 def _adam_by_hand(theta, grads, lr, b1, b2, eps):

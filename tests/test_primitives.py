@@ -24,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 from strategies import (arrays_in, arrays_of_shape, broadcastable_pairs, matmul_shapes,
                         nonempty_shapes)
 from tinygrad_mlp import Tensor
-from tinygrad_mlp.primitives import PRIMITIVES
+from tinygrad_mlp.autograd.primitives import PRIMITIVES
 
 EPS = 1e-6
 RTOL, ATOL = 1e-6, 1e-8

@@ -1,8 +1,8 @@
 """Autograd = hand-written backprop = finite differences (Questions 1.2 and 2.2, then random networks).
 
 Three independent paths to the same gradient: the tape (``MLP`` + ``backward``), the practical's
-recursion written out in NumPy (:mod:`tinygrad_mlp.reference`), and central differences
-(:func:`tinygrad_mlp.gradcheck.gradcheck`).  The first two do the same arithmetic in a different
+recursion written out in NumPy (:mod:`tinygrad_mlp.practical.reference`), and central differences
+(:func:`tinygrad_mlp.autograd.gradcheck.gradcheck`).  The first two do the same arithmetic in a different
 order, so they agree to 1e-10 relative; finite differences agree to their own truncation error.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_mlp import reference
-from tinygrad_mlp.exercise import builtin, run_step
-from tinygrad_mlp.gradcheck import gradcheck
+from tinygrad_mlp.practical.exercise import builtin, run_step
+from tinygrad_mlp.autograd.gradcheck import gradcheck
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.optim import SGD
-from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.nn.optim import SGD
+from tinygrad_mlp.autograd.tensor import Tensor
 
 HAND_RTOL = 1e-10
 PAIRS = sorted(reference.OUTPUT_LOSS_PAIRS)  # (output, loss)

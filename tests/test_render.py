@@ -1,7 +1,7 @@
 """Worked solutions (issue 5): the numbers in every rendering are run_step's, at the printed precision.
 
 Expected values come from the practical's sheet, from ``--json`` (run_step, itself
-checked against the hand-written backprop) and from ``tinygrad_mlp.reference``;
+checked against the hand-written backprop) and from ``tinygrad_mlp.practical.reference``;
 the renderings are parsed back (text matrices drawn with ⎛⎜⎝, Markdown/LaTeX
 ``pmatrix``), never compared against the renderer's own helpers.
 """
@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinygrad_mlp import reference
-from tinygrad_mlp.exercise import builtin, parse_spec, run_step
-from tinygrad_mlp.exercise_cli import main
+from tinygrad_mlp.practical.exercise import builtin, parse_spec, run_step
+from tinygrad_mlp.cli.exercise import main
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.render import WorkedSolution, worked_solution
+from tinygrad_mlp.practical.render import WorkedSolution, worked_solution
 
 BUILTIN_NAMES = ["q1", "q1-batch", "q2", "q2-batch"]
 ZERO_FLOOR = 1e-12  # documented: |v| below this prints as 0

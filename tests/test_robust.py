@@ -5,7 +5,7 @@ names the argument; the hypothesis fuzzers below throw random malformed input
 at Tensor construction and ops, the nn layers, the losses, the optimiser and
 the exercise spec parser and accept exactly two outcomes: that documented
 exception, or a result that is correct (checked against NumPy, the
-hand-written :mod:`tinygrad_mlp.reference` or a formula written here) and
+hand-written :mod:`tinygrad_mlp.practical.reference` or a formula written here) and
 finite.  Any other exception (an IndexError from inside NumPy, an
 AttributeError) fails the test, and so does a NaN.
 
@@ -28,9 +28,9 @@ from hypothesis.extra import numpy as hnp
 
 from tinygrad_mlp import MLP, Linear, Tensor, reference
 from tinygrad_mlp import functional as F
-from tinygrad_mlp.exercise import BUILTINS, SpecError, load_spec, parse_spec, run_step
-from tinygrad_mlp.gradcheck import GradcheckError, gradcheck, tolerances
-from tinygrad_mlp.optim import SGD
+from tinygrad_mlp.practical.exercise import BUILTINS, SpecError, load_spec, parse_spec, run_step
+from tinygrad_mlp.autograd.gradcheck import GradcheckError, gradcheck, tolerances
+from tinygrad_mlp.nn.optim import SGD
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

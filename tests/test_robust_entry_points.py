@@ -5,7 +5,7 @@ given malformed input, raises ValueError or TypeError whose message starts with
 the argument's name (a command: exits 2 with the flag or field named on
 stderr and nothing on stdout), or gives a result checked here against an
 independent path (scikit-learn's own ``MLPClassifier``/``MLPRegressor``, the
-hand-written :mod:`tinygrad_mlp.reference` backprop, the eager tape, a
+hand-written :mod:`tinygrad_mlp.practical.reference` backprop, the eager tape, a
 validity predicate written in this file).  Anything else (a traceback from
 inside NumPy, a NaN, a RuntimeWarning) fails the test.
 """
@@ -25,15 +25,16 @@ from sklearn.neural_network import MLPClassifier as SkClassifier
 from sklearn.neural_network import MLPRegressor as SkRegressor
 
 from tinygrad_mlp import MLP, Tensor, reference
-from tinygrad_mlp import digits as D
-from tinygrad_mlp import exercise_cli, predict_cli
+from tinygrad_mlp.bench import digits as D
+from tinygrad_mlp.cli import exercise as exercise_cli
+from tinygrad_mlp.cli import predict as predict_cli
 from tinygrad_mlp import functional as F
 from tinygrad_mlp import optim
-from tinygrad_mlp.compiled import CaptureError, compile as compile_step
-from tinygrad_mlp.estimators import MLPClassifier, MLPRegressor
-from tinygrad_mlp.exercise import BUILTINS
-from tinygrad_mlp.serialize import save
-from tinygrad_mlp.training import DivergenceError, train
+from tinygrad_mlp.compiler.compiled import CaptureError, compile as compile_step
+from tinygrad_mlp.training.estimators import MLPClassifier, MLPRegressor
+from tinygrad_mlp.practical.exercise import BUILTINS
+from tinygrad_mlp.nn.serialize import save
+from tinygrad_mlp.training.loop import DivergenceError, train
 
 from test_compiled import make as make_step  # the same SGD + cross-entropy step the compiled tests use
 
@@ -573,7 +574,7 @@ def test_activations_still_compute_on_tensors():
 # ==================================================================================== divergence
 def test_divergence_is_reported_once_without_numpys_overflow_warnings():
     """warn mode: exactly one DivergenceWarning naming epoch and step, no RuntimeWarning from NumPy on the way."""
-    from tinygrad_mlp.training import DivergenceWarning
+    from tinygrad_mlp.training.loop import DivergenceWarning
     X = np.random.default_rng(0).normal(size=(10, 3)) * 100
     m = MLP([3, 8, 2], hidden="relu", output="identity", seed=0)
     with warnings.catch_warnings(record=True) as caught:

@@ -1,8 +1,8 @@
-"""Saving and loading (tinygrad_mlp.serialize) and the ``predict`` command.
+"""Saving and loading (tinygrad_mlp.nn.serialize) and the ``predict`` command.
 
 Expected values come from independent paths: the saved bytes are compared
 with the original arrays bit for bit, predictions with the hand-written
-forward pass of :mod:`tinygrad_mlp.reference`, damaged files are built here
+forward pass of :mod:`tinygrad_mlp.practical.reference`, damaged files are built here
 with :mod:`zipfile` and ``np.savez``.
 """
 from __future__ import annotations
@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinygrad_mlp import MLP, reference
-from tinygrad_mlp.predict_cli import main as predict_main
-from tinygrad_mlp.predict_cli import read_images
-from tinygrad_mlp.serialize import ModelFileError, ModelFileNotFoundError, load, load_with_meta, save
+from tinygrad_mlp.cli.predict import main as predict_main
+from tinygrad_mlp.cli.predict import read_images
+from tinygrad_mlp.nn.serialize import ModelFileError, ModelFileNotFoundError, load, load_with_meta, save
 
 REPO = Path(__file__).resolve().parents[1]
 DTYPES = (np.float64, np.float32)
@@ -354,7 +354,7 @@ _WRITER = r"""
 import sys, time
 import numpy as np
 from tinygrad_mlp import MLP
-from tinygrad_mlp.serialize import save
+from tinygrad_mlp.nn.serialize import save
 path, mode = sys.argv[1], sys.argv[2]
 models = [MLP([400, 600, 10], seed=s) for s in (1, 2)]
 save(models[0], path)

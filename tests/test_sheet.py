@@ -30,9 +30,9 @@ import numpy as np
 import pytest
 
 from tinygrad_mlp import functional as F
-from tinygrad_mlp.exercise import builtin, run_step
+from tinygrad_mlp.practical.exercise import builtin, run_step
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.optim import SGD
+from tinygrad_mlp.nn.optim import SGD
 
 X = [1.0, 0.0, 1.0, 0.0]
 Y = [0.0, 1.0, 0.0]

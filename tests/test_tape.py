@@ -13,7 +13,7 @@ from strategies import arrays_of_shape, shapes
 from test_primitives import assert_close, numeric_vjp
 from tinygrad_mlp import GraphFreedError, Tensor, no_grad, tape_size
 from tinygrad_mlp import functional as F
-from tinygrad_mlp import tensor as T
+from tinygrad_mlp.autograd import tensor as T
 
 
 @pytest.fixture(autouse=True)

@@ -1,33 +1,32 @@
 """tinygrad_mlp: a small, exact reverse-mode autodiff on NumPy, and the MLP of a backprop practical."""
-from . import functional, init, nn, optim, reference
-from .gradcheck import GradcheckError, directional_check, gradcheck, tolerances
-from .nn import MLP, Linear
-from .optim import SGD, Adam
-from .serialize import ModelFileError, load, save
-from .tensor import GraphFreedError, Tensor, is_grad_enabled, no_grad, tape_size
+from . import autograd, nn
+from .autograd import (GradcheckError, GraphFreedError, Tensor, directional_check, functional, gradcheck,
+                       is_grad_enabled, no_grad, tape_size, tolerances)
+from .nn import MLP, SGD, Adam, Linear, ModelFileError, init, load, optim, save
+from .practical import reference
 
 __version__ = "0.1.0"
 
 # Modules that pull in scikit-learn or other heavy imports load on first use,
 # so ``from tinygrad_mlp import Tensor`` stays quick.
 _LAZY = {
-    "MLPClassifier": ("estimators", "MLPClassifier"),
-    "MLPRegressor": ("estimators", "MLPRegressor"),
-    "worked_solution": ("render", "worked_solution"),
-    "WorkedSolution": ("render", "WorkedSolution"),
-    "train": ("training", "train"),
-    "History": ("training", "History"),
-    "DivergenceError": ("training", "DivergenceError"),
-    "DivergenceWarning": ("training", "DivergenceWarning"),
-    "compile": ("compiled", "compile"),
-    "SpecError": ("exercise", "SpecError"),
-    "builtin": ("exercise", "builtin"),
-    "run_step": ("exercise", "run_step"),
+    "MLPClassifier": ("training.estimators", "MLPClassifier"),
+    "MLPRegressor": ("training.estimators", "MLPRegressor"),
+    "worked_solution": ("practical.render", "worked_solution"),
+    "WorkedSolution": ("practical.render", "WorkedSolution"),
+    "train": ("training.loop", "train"),
+    "History": ("training.loop", "History"),
+    "DivergenceError": ("training.loop", "DivergenceError"),
+    "DivergenceWarning": ("training.loop", "DivergenceWarning"),
+    "compile": ("compiler", "compile"),
+    "SpecError": ("practical.exercise", "SpecError"),
+    "builtin": ("practical.exercise", "builtin"),
+    "run_step": ("practical.exercise", "run_step"),
 }
 
 __all__ = ["Tensor", "no_grad", "is_grad_enabled", "tape_size", "GraphFreedError", "gradcheck",
            "directional_check", "GradcheckError", "tolerances", "MLP", "Linear", "SGD", "Adam", "save", "load",
-           "ModelFileError", "functional", "init", "nn", "optim", "reference",
+           "ModelFileError", "autograd", "functional", "init", "nn", "optim", "reference",
            *(k for k in _LAZY if k != "compile")]  # a star import must not shadow the builtin compile
 
 

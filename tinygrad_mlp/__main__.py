@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "exercise": ("tinygrad_mlp.exercise_cli", "one SGD / batch step of the practical, every number shown"),
-    "digits": ("tinygrad_mlp.digits", "Question 3: digits, side by side with scikit-learn"),
-    "predict": ("tinygrad_mlp.predict_cli", "classify digit images with a saved model"),
+    "exercise": ("tinygrad_mlp.cli.exercise", "one SGD / batch step of the practical, every number shown"),
+    "digits": ("tinygrad_mlp.bench.digits", "Question 3: digits, side by side with scikit-learn"),
+    "predict": ("tinygrad_mlp.cli.predict", "classify digit images with a saved model"),
 }
 
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from . import functional as F
+from ..autograd import functional as F
 from . import reference
-from .nn import MLP
-from .optim import SGD
+from ..nn.layers import MLP
+from ..nn.optim import SGD
 
 __all__ = ["Spec", "SpecError", "ExerciseMismatchError", "BUILTINS", "builtin", "load_spec", "parse_spec",
            "run_step", "build_model"]

@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import functional as F
+from ..autograd import functional as F
 from .init import as_initializer
-from .tensor import Tensor, _new
+from ..autograd.tensor import Tensor, _new
 
 __all__ = ["Linear", "MLP", "as_tensor"]
 

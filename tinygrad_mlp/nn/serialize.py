@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from . import functional as F
-from .nn import MLP
-from .tensor import Tensor
+from ..autograd import functional as F
+from .layers import MLP
+from ..autograd.tensor import Tensor
 
 __all__ = ["save", "load", "load_with_meta", "ModelFileError", "ModelFileNotFoundError", "FORMAT_VERSION"]
 

@@ -18,8 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-from .exercise import BUILTINS, ExerciseMismatchError, SpecError, builtin, load_spec, parse_spec, run_step
-from .render import DEFAULT_DIGITS, FORMATS, WorkedSolution
+from ..practical.exercise import BUILTINS, ExerciseMismatchError, SpecError, builtin, load_spec, parse_spec, run_step
+from ..practical.render import DEFAULT_DIGITS, FORMATS, WorkedSolution
 
 __all__ = ["main", "build_parser"]
 
@@ -86,7 +86,7 @@ def _run(argv: list[str]) -> tuple[str, list[str]]:
         text = WorkedSolution(result, args.digits).render(args.format or "text", fragment=args.fragment)
     notes = []
     if args.graph:
-        from .graph import write_graph
+        from ..practical.graph import write_graph
 
         notes.extend(f"wrote {p}" for p in write_graph(spec, args.graph))
     if args.output:

@@ -6,7 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .tensor import Tensor
+from ..autograd.tensor import Tensor
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 

@@ -63,10 +63,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import primitives as P
-from . import tensor as T
-from .optim import SGD, Optimizer
-from .tensor import Tensor
+from ..autograd import primitives as P
+from ..autograd import tensor as T
+from ..nn.optim import SGD, Optimizer
+from ..autograd.tensor import Tensor
 
 __all__ = ["compile", "CompiledStep", "CaptureError"]
 

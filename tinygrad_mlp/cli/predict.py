@@ -22,9 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .nn import MLP
-from .serialize import ModelFileError, load_with_meta
-from .tensor import no_grad
+from ..nn.layers import MLP
+from ..nn.serialize import ModelFileError, load_with_meta
+from ..autograd.tensor import no_grad
 
 __all__ = ["main", "predict", "read_images"]
 

@@ -47,12 +47,12 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call, check_class
                                       unique_labels)
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import functional as F
-from .nn import MLP
-from .optim import SGD, Adam
+from ..autograd import functional as F
+from ..nn.layers import MLP
+from ..nn.optim import SGD, Adam
 from .sklearn_compat import sklearn_epoch_order, sklearn_init
-from .tensor import Tensor, _new, no_grad
-from .training import DivergenceError, DivergenceWarning
+from ..autograd.tensor import Tensor, _new, no_grad
+from .loop import DivergenceError, DivergenceWarning
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -348,7 +348,7 @@ class _BaseMLP(BaseEstimator):
         run = None
         if self.compiled:
             try:
-                from .compiled import CaptureError as capture_error, compile as compile_step
+                from ..compiler.compiled import CaptureError as capture_error, compile as compile_step
             except ImportError as e:
                 raise ImportError(f"compiled: compiled=True needs tinygrad_mlp.compiled, which failed to import "
                                   f"({e})") from e

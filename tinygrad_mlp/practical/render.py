@@ -830,7 +830,7 @@ def worked_solution(model, X, Y, loss: str = "squared_error", learning_rate: flo
     WorkedSolution
     """
     from .exercise import parse_spec, run_step
-    from .nn import MLP
+    from ..nn.layers import MLP
 
     if not isinstance(model, MLP):
         raise TypeError(f"model: expected a tinygrad_mlp.nn.MLP, got {type(model).__name__}")

@@ -36,9 +36,9 @@ from typing import Callable
 
 import numpy as np
 
-from .nn import MLP
-from .sklearn_compat import as_random_state, sklearn_epoch_order, sklearn_init
-from .training import accuracy, predict, progress_bar, train
+from ..nn.layers import MLP
+from ..training.sklearn_compat import as_random_state, sklearn_epoch_order, sklearn_init
+from ..training.loop import accuracy, predict, progress_bar, train
 
 __all__ = ["Config", "Data", "Setup", "Result", "Report", "SYSTEMS", "system", "load_data", "make_setup",
            "build_model", "run_benchmark", "confusion_matrix", "main", "WEIGHT_TOLERANCE"]
@@ -434,10 +434,10 @@ def run_compiled_fused(setup: Setup) -> Result:
 
 def _run_compiled(setup: Setup, name: str, fused: bool) -> Result:
     try:
-        from .compiled import compile as compile_step
+        from ..compiler.compiled import compile as compile_step
     except ImportError:
         raise Unavailable("not available", "tinygrad_mlp.compiled is not in this build") from None
-    from .optim import SGD
+    from ..nn.optim import SGD
 
     c, d = setup.config, setup.data
     model = build_model(setup)
@@ -480,7 +480,7 @@ def _run_compiled(setup: Setup, name: str, fused: bool) -> Result:
 @system("estimator", "tinygrad_mlp MLPClassifier (scikit-learn API)")
 def run_estimator(setup: Setup) -> Result:
     try:
-        from .estimators import MLPClassifier
+        from ..training.estimators import MLPClassifier
     except ImportError:
         raise Unavailable("not available", "tinygrad_mlp.estimators is not in this build") from None
     c, d = setup.config, setup.data
@@ -842,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {p}")
     if args.save:
         try:
-            from .serialize import save
+            from ..nn.serialize import save
         except ImportError:
             print("error: --save: tinygrad_mlp.serialize is not available in this build", file=sys.stderr)
             return 1

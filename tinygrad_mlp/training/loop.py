@@ -44,10 +44,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import functional as F
-from .nn import MLP
-from .optim import SGD
-from .tensor import Tensor, _new, no_grad
+from ..autograd import functional as F
+from ..nn.layers import MLP
+from ..nn.optim import SGD
+from ..autograd.tensor import Tensor, _new, no_grad
 
 __all__ = ["train", "History", "predict", "accuracy", "DivergenceError", "DivergenceWarning", "progress_bar",
            "ON_DIVERGENCE"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nn import MLP
+from ..nn.layers import MLP
 
 __all__ = ["sklearn_init", "sklearn_epoch_order", "as_random_state"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tensor as _tensor
+from ..autograd import tensor as _tensor
 
 __all__ = ["step_records", "tape_dot", "write_graph"]
 

@@ -1,0 +1,1 @@
+"""``python -m tinygrad_mlp COMMAND``: each command lives in its own module here."""

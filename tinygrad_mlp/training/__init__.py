@@ -1,0 +1,1 @@
+"""The training loop and the scikit-learn estimators built on it."""
