@@ -420,8 +420,8 @@ def test_capture_leaves_the_library_as_it_found_it_even_when_it_fails():
     import tinygrad_mlp.autograd.tensor as T
     from tinygrad_mlp.autograd.primitives import PRIMITIVES
 
-    before = (dict(Tensor.__dict__), T._record, {n: p.__dict__["forward"] for n, p in PRIMITIVES.items()},
-              optim.SGD.__dict__["step"])
+    before = (dict(Tensor.__dict__), T.apply, {n: p.__dict__["forward"] for n, p in PRIMITIVES.items()},
+              optim.Optimizer.__dict__["step"], optim.SGD.__dict__["update"])
     model, opt, step = make([3, 2])
     compile_step(step)(np.ones(3), np.eye(2)[0])
 
@@ -430,6 +430,6 @@ def test_capture_leaves_the_library_as_it_found_it_even_when_it_fails():
 
     with pytest.raises(CaptureError):
         compile_step(bad)(np.ones(3), np.eye(2)[0])
-    after = (dict(Tensor.__dict__), T._record, {n: p.__dict__["forward"] for n, p in PRIMITIVES.items()},
-             optim.SGD.__dict__["step"])
+    after = (dict(Tensor.__dict__), T.apply, {n: p.__dict__["forward"] for n, p in PRIMITIVES.items()},
+             optim.Optimizer.__dict__["step"], optim.SGD.__dict__["update"])
     assert before == after

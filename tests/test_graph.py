@@ -60,10 +60,10 @@ def test_dot_has_the_networks_ops_and_leaves(name):
 
 def test_records_are_the_tape_in_execution_order():
     records, names, loss = step_records(builtin("q1"))
-    ops = [rec[0].name for rec in records]
+    ops = [rec.prim.name for out, rec in records]
     assert ops[:3] == ["matmul", "add", "tanh"]
     assert ops.count("matmul") == 3
-    assert records[-1][2]() is loss
+    assert records[-1][0] is loss
     loss.backward()
 
 

@@ -14,7 +14,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import tinygrad_mlp.autograd.tensor as tensor_mod
+import tinygrad_mlp.autograd.tape as tape_mod
 from tinygrad_mlp import MLP, Tensor, no_grad, tape_size
 from tinygrad_mlp import functional as F
 from tinygrad_mlp.nn.optim import SGD
@@ -110,7 +110,7 @@ def test_evaluation_without_no_grad_keeps_the_tape_bounded():
     assert peak <= 10_001 + per_pass, f"tape reached {peak} records"
     assert tape_size() - base < 10_001
     # A sweep now leaves nothing of the dropped graphs.
-    tensor_mod._sweep()
+    tape_mod.sweep()
     assert tape_size() <= base
 
 
@@ -138,5 +138,5 @@ def test_a_loss_dropped_without_backward_is_swept_with_its_whole_graph():
     assert tape_size() > base
     del loss
     gc.collect()
-    tensor_mod._sweep()
+    tape_mod.sweep()
     assert tape_size() <= base

@@ -13,6 +13,7 @@ from strategies import arrays_of_shape, shapes
 from test_primitives import assert_close, numeric_vjp
 from tinygrad_mlp import GraphFreedError, Tensor, no_grad, tape_size
 from tinygrad_mlp import functional as F
+from tinygrad_mlp.autograd import tape as tape_mod
 from tinygrad_mlp.autograd import tensor as T
 
 
@@ -21,7 +22,7 @@ def _clean_tape():
     # Tape counts below are relative; sweeping dead records left by earlier tests first means a
     # sweep triggered mid-test (at 10,000 records) cannot shrink the count under the baseline.
     gc.collect()
-    T._sweep()
+    tape_mod.sweep()
     yield
 
 
@@ -162,14 +163,14 @@ def test_retain_graph_allows_a_second_backward():
 
 def test_dropped_graph_is_swept_without_backward():
     gc.collect()
-    T._sweep()  # earlier tests may have left dead records; start from a clean count
+    tape_mod.sweep()  # earlier tests may have left dead records; start from a clean count
     n0 = tape_size()
     x = Tensor([1.0], requires_grad=True)
     y = (x * 2.0 + 1.0).tanh()
     assert tape_size() == n0 + 3
     del y
     gc.collect()
-    T._sweep()
+    tape_mod.sweep()
     assert tape_size() == n0
 
 

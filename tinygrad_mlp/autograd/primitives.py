@@ -11,8 +11,7 @@ Notation follows the practical: for ``out = f(x)`` and a scalar loss ``L``,
 ``∂L/∂x = (∂out/∂x)ᵀ ∂L/∂out``.  Elementwise ops broadcast as NumPy does, so
 their vjp sums each gradient back to its input's shape (:func:`unbroadcast`).
 
-The table :data:`PRIMITIVES` maps names to classes; the tape records the class,
-and a compiled replay (``tinygrad_mlp.compiled``) looks them up by name.
+The table :data:`PRIMITIVES` maps names to classes; the tape records the class.
 Composite ops (softmax, log_softmax, the losses) are *not* primitives: they are
 written from these in :mod:`tinygrad_mlp.functional`.
 """
@@ -173,14 +172,13 @@ class MatMul(Primitive):
     name, nin = "matmul", 2
 
     @staticmethod
-    def forward(a, b):
-        return a @ b, (a, b)
+    def forward(a, b, need=(True, True)):
+        # ``need`` says which operands require a gradient: a constant one (the input x) gets none.
+        return a @ b, (a, b, need)
 
     @staticmethod
     def vjp(g, ctx):
-        a, b = ctx[0], ctx[1]
-        # The tape may add (need_a, need_b): a constant operand (the input x) gets no gradient.
-        need_a, need_b = ctx[2] if len(ctx) == 3 else (True, True)
+        a, b, (need_a, need_b) = ctx
         if a.ndim == 2 and b.ndim == 1:  # W h: the per-example layer; δ hᵀ is an outer product
             return (g[:, None] * b if need_a else None), (a.T @ g if need_b else None)
         if a.ndim == 2 and b.ndim == 2:

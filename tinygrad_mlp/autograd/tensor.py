@@ -1,23 +1,10 @@
-"""The Tensor and its tape.
+"""The Tensor, and :func:`apply`: the one way an op is applied.
 
-A :class:`Tensor` wraps an ndarray.  Each primitive applied to a tensor that
-requires grad appends one record to the tape::
-
-    (primitive, parents, weakref(out), ctx, args)
-
-``parents`` are the input Tensors (None for constants), ``ctx`` is what the
-primitive's vjp needs, and ``args`` are its static arguments (axis, exponent,
-index) so that a compiled replay can rerun the forward.
-
-Records are appended in execution order, which is already a topological order
-of the graph: :meth:`Tensor.backward` walks the tape from the loss's record
-backwards until no gradient is pending, calls each reached record's vjp once,
-and accumulates into ``.grad``.  There is no recursive graph search, so a
-chain of any length works.
-
-The tape keeps its outputs through weak references and its inputs through
-strong ones.  A graph nobody can reach any more (the loss was dropped without
-a backward) therefore dies with its tensors and is swept off the tape.
+A :class:`Tensor` wraps an ndarray.  Every Tensor method that computes goes through
+:func:`apply`, which runs the primitive's forward on the arrays and, if any input requires grad
+and grad mode is on in this thread, gives the result a :class:`~tinygrad_mlp.autograd.tape.Record`
+and puts it on the thread's tape (see :mod:`tinygrad_mlp.autograd.tape` for the walk, the
+ownership rules and the per-thread state).
 """
 from __future__ import annotations
 
@@ -27,67 +14,43 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import tape as _tape
 from .primitives import (Add, Div, Exp, GetItem, Log, LogSumExp, MatMul, Mean, Mul, Neg, Pow,
                          Relu, Reshape, Sigmoid, Sub, Sum, Tanh, Transpose)
+from .tape import FREED, GraphFreedError, new_record, run_backward, state, sweep, tape_size
 
-__all__ = ["Tensor", "no_grad", "is_grad_enabled", "tape_size", "GraphFreedError"]
+__all__ = ["Tensor", "apply", "no_grad", "is_grad_enabled", "tape_size", "GraphFreedError"]
 
-_TAPE: list = []  # the records, oldest first
-_FREED = object()  # marks a tensor whose record a backward has already consumed
-_grad_enabled = True
-_sweep_at = 10_000  # tape length at which dead records are swept off
-
-
-class GraphFreedError(RuntimeError):
-    """A backward pass needed records that an earlier backward already freed."""
+_local = _tape._local
+_Record = _tape.Record
+_ref = weakref.ref
 
 
 def is_grad_enabled() -> bool:
-    """True unless inside :func:`no_grad`."""
-    return _grad_enabled
+    """True unless inside :func:`no_grad` in this thread."""
+    return _local.state.grad_enabled
 
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Record nothing inside this block (evaluation, parameter updates)."""
-    global _grad_enabled
-    before = _grad_enabled
-    _grad_enabled = False
+    """Record nothing inside this block (evaluation, parameter updates); other threads are unaffected."""
+    st = _local.state
+    before = st.grad_enabled
+    st.grad_enabled = False
     try:
         yield
     finally:
-        _grad_enabled = before
-
-
-def tape_size() -> int:
-    """How many records are on the tape now (tests count them to prove they are freed)."""
-    return len(_TAPE)
-
-
-def _sweep() -> None:
-    """Drop records whose output died; walking newest first lets a dead chain die in one pass."""
-    global _sweep_at
-    live = []
-    for i in range(len(_TAPE) - 1, -1, -1):
-        # Take the record off the tape before the next one is checked: a dead record must release
-        # its parents now, or the older records producing them still look alive in this pass.
-        rec, _TAPE[i] = _TAPE[i], None
-        if rec[2]() is not None:
-            live.append(rec)
-    rec = None
-    live.reverse()
-    _TAPE[:] = live
-    _sweep_at = max(10_000, 2 * len(_TAPE))
+        st.grad_enabled = before
 
 
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 def _new(data: np.ndarray) -> "Tensor":
-    """Wrap an array the library computed: no validation, no copy."""
+    """Wrap an array the library computed: no validation, no copy, no record."""
     t = object.__new__(Tensor)
     t.data = data
-    t.grad = None
+    t._grad = None
     t.requires_grad = False
     t._rec = None
     t._retain = False
@@ -95,24 +58,34 @@ def _new(data: np.ndarray) -> "Tensor":
     return t
 
 
-def _record(prim, parents: tuple, out: np.ndarray, ctx: Any, args: tuple = ()) -> "Tensor":
-    """Wrap ``out`` and, if any parent requires grad, append its record: the per-op hot path."""
-    t = object.__new__(Tensor)  # _new inlined: this runs once per op
+def apply(prim, parents: tuple, arrays: tuple, args: tuple = ()) -> "Tensor":
+    """Apply primitive ``prim``: ``out, ctx = prim.forward(*arrays, *args)``, wrapped in a Tensor.
+
+    ``parents`` are the Tensors behind ``arrays`` (None for a constant operand).  If grad mode is on
+    in this thread and a parent requires grad, the result records ``(prim, parents, ctx, args)`` and
+    joins the tape.  The per-op hot path: no validation here (the callers check at the boundary).
+    """
+    out, ctx = prim.forward(*arrays, *args) if args else prim.forward(*arrays)
+    t = object.__new__(Tensor)
     t.data = out
-    t.grad = None
+    t._grad = None
     t._retain = False
     t._pg = None
-    if _grad_enabled:
+    st = _local.state
+    t.requires_grad = False
+    t._rec = None
+    if st.grad_enabled:
         for p in parents:
             if p is not None and p.requires_grad:
                 t.requires_grad = True
-                t._rec = rec = (prim, parents, weakref.ref(t), ctx, args)
-                _TAPE.append(rec)
-                if len(_TAPE) > _sweep_at:
-                    _sweep()
-                return t
-    t.requires_grad = False
-    t._rec = None
+                t._rec = new_record(_Record, (prim, parents, ctx, args))
+                tape = st.tape
+                tape.append(_ref(t))
+                if len(tape) > st.sweep_at:
+                    sweep(st)
+                break
+    if st.capture is not None:
+        st.capture.op(prim, parents, arrays, args, out, ctx, t)
     return t
 
 
@@ -125,13 +98,11 @@ def _binary(prim, a: "Tensor", b: Any, reverse: bool = False) -> "Tensor":
         bt, bd = None, b
     try:
         if reverse:
-            out, ctx = prim.forward(bd, a.data)
-            return _record(prim, (bt, a), out, ctx)
-        out, ctx = prim.forward(a.data, bd)
+            return apply(prim, (bt, a), (bd, a.data))
+        return apply(prim, (a, bt), (a.data, bd))
     except ValueError as e:  # only a failed op pays for the readable message
         l, r = (np.shape(bd), a.shape) if reverse else (a.shape, np.shape(bd))
         raise ValueError(f"{prim.name}: operands of shapes {l} and {r} do not broadcast ({e})") from None
-    return _record(prim, (a, bt), out, ctx)
 
 
 def _as_operand(b: Any) -> np.ndarray:
@@ -161,7 +132,7 @@ class Tensor:
     """
 
     # _pg holds the gradient pending for a non-leaf during one backward walk.
-    __slots__ = ("data", "grad", "requires_grad", "_rec", "_retain", "_pg", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_rec", "_retain", "_pg", "__weakref__")
     # ndarray (+-*/@) Tensor must defer to Tensor's reflected operators.
     __array_ufunc__ = None
 
@@ -235,7 +206,7 @@ class Tensor:
             raise TypeError(
                 f"requires_grad: only float32 or float64 tensors can require grad, got dtype {arr.dtype}")
         self.data = arr
-        self.grad = None
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self._rec = None
         self._retain = False
@@ -267,10 +238,51 @@ class Tensor:
         """The underlying array (shared, not copied)."""
         return self.data
 
+    @property
+    def grad(self) -> np.ndarray | None:
+        """∂L/∂self after a backward: an array of this tensor's own (never shared with another's)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is None:
+            cap = _local.state.capture
+            if cap is not None:
+                cap.grad_cleared(self)
+        self._grad = value
+
     def item(self) -> float:
+        cap = _local.state.capture
+        if cap is not None:
+            cap.conversion(self, "item")
         if self.data.size != 1:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
         return self.data.item()
+
+    def _scalar(self, what: str):
+        cap = _local.state.capture
+        if cap is not None:  # a replay would freeze the value: the capture refuses it
+            cap.conversion(self, what)
+        if self.data.size != 1:
+            raise ValueError(f"{what}(): only a tensor with one element can be converted to a Python scalar, "
+                             f"got shape {self.shape}")
+        return self.data.item()
+
+    def __float__(self) -> float:
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int"))
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"index: only an integer tensor can be used as an index, got dtype {self.dtype}")
+        return int(self._scalar("index"))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:  # PyTorch: the truth value of several numbers is ambiguous
+            raise RuntimeError(f"bool(): the truth value of a tensor with {self.data.size} elements is ambiguous")
+        return bool(self._scalar("bool"))
 
     def __array__(self, dtype=None, copy=None):
         if dtype is None and not copy:
@@ -330,14 +342,13 @@ class Tensor:
         if type(o) is not Tensor:
             o = _new(_as_operand(o))
         try:
-            out, ctx = MatMul.forward(self.data, o.data)
+            if self.requires_grad and o.requires_grad:
+                return apply(MatMul, (self, o), (self.data, o.data))
+            # Backward may skip the gradient of a constant operand (x in W x or in X Wᵀ).
+            return apply(MatMul, (self, o), (self.data, o.data), ((self.requires_grad, o.requires_grad),))
         except ValueError as e:  # only a failed op pays for the readable message
             _check_matmul(self.data, o.data)
             raise ValueError(f"matmul: batch axes of {self.shape} and {o.shape} do not broadcast ({e})") from None
-        if not (self.requires_grad and o.requires_grad):
-            # Backward may skip the gradient of a constant operand (x in W x or in X Wᵀ).
-            ctx = (ctx[0], ctx[1], (self.requires_grad, o.requires_grad))
-        return _record(MatMul, (self, o), out, ctx)
 
     def __rmatmul__(self, o):
         o = _new(_as_operand(o))
@@ -346,12 +357,10 @@ class Tensor:
     def __pow__(self, p):
         if isinstance(p, Tensor) or not isinstance(p, (int, float, np.number)):
             raise TypeError(f"exponent: expected a Python or NumPy scalar, got {type(p).__name__}")
-        out, ctx = Pow.forward(self.data, p)
-        return _record(Pow, (self,), out, ctx, (p,))
+        return apply(Pow, (self,), (self.data,), (p,))
 
     def __neg__(self):
-        out, ctx = Neg.forward(self.data)
-        return _record(Neg, (self,), out, ctx)
+        return apply(Neg, (self,), (self.data,))
 
     def __getitem__(self, index):
         if isinstance(index, Tensor):
@@ -359,44 +368,36 @@ class Tensor:
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         try:
-            out, ctx = GetItem.forward(self.data, index)
+            return apply(GetItem, (self,), (self.data,), (index,))
         except IndexError as e:
             raise IndexError(f"index: {e} (tensor shape {self.shape})") from None
-        return _record(GetItem, (self,), out, ctx, (index,))
 
     # ------------------------------------------------------- elementwise unary
     def tanh(self) -> "Tensor":
-        out, ctx = Tanh.forward(self.data)
-        return _record(Tanh, (self,), out, ctx)
+        return apply(Tanh, (self,), (self.data,))
 
     def sigmoid(self) -> "Tensor":
-        out, ctx = Sigmoid.forward(self.data)
-        return _record(Sigmoid, (self,), out, ctx)
+        return apply(Sigmoid, (self,), (self.data,))
 
     def relu(self) -> "Tensor":
-        out, ctx = Relu.forward(self.data)
-        return _record(Relu, (self,), out, ctx)
+        return apply(Relu, (self,), (self.data,))
 
     def exp(self) -> "Tensor":
-        out, ctx = Exp.forward(self.data)
-        return _record(Exp, (self,), out, ctx)
+        return apply(Exp, (self,), (self.data,))
 
     def log(self) -> "Tensor":
-        out, ctx = Log.forward(self.data)
-        return _record(Log, (self,), out, ctx)
+        return apply(Log, (self,), (self.data,))
 
     # -------------------------------------------------------------- reductions
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         axis = _check_axis(axis, self.ndim)
-        out, ctx = Sum.forward(self.data, axis, keepdims)
-        return _record(Sum, (self,), out, ctx, (axis, keepdims))
+        return apply(Sum, (self,), (self.data,), (axis, keepdims))
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         axis = _check_axis(axis, self.ndim)
         if self.data.size == 0:
             raise ValueError("mean: expected a non-empty tensor, got shape " + str(self.shape))
-        out, ctx = Mean.forward(self.data, axis, keepdims)
-        return _record(Mean, (self,), out, ctx, (axis, keepdims))
+        return apply(Mean, (self,), (self.data,), (axis, keepdims))
 
     def logsumexp(self, axis=None, keepdims: bool = False) -> "Tensor":
         """log Σ exp along ``axis``, computed stably (see :class:`~tinygrad_mlp.primitives.LogSumExp`)."""
@@ -404,18 +405,16 @@ class Tensor:
             axis = _check_axis(axis, self.data.ndim)
         if self.data.size == 0:
             raise ValueError("logsumexp: expected a non-empty tensor, got shape " + str(self.shape))
-        out, ctx = LogSumExp.forward(self.data, axis, keepdims)
-        return _record(LogSumExp, (self,), out, ctx, (axis, keepdims))
+        return apply(LogSumExp, (self,), (self.data,), (axis, keepdims))
 
     # ------------------------------------------------------------------ shapes
     def reshape(self, *shape) -> "Tensor":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         try:
-            out, ctx = Reshape.forward(self.data, shape)
+            return apply(Reshape, (self,), (self.data,), (shape,))
         except (ValueError, TypeError) as e:
             raise ValueError(f"shape: cannot reshape a tensor of shape {self.shape} into {shape} ({e})") from None
-        return _record(Reshape, (self,), out, ctx, (shape,))
 
     def transpose(self, *axes) -> "Tensor":
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -423,8 +422,7 @@ class Tensor:
         axes = axes or None
         if axes is not None and sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"axes: expected a permutation of {tuple(range(self.ndim))}, got {axes}")
-        out, ctx = Transpose.forward(self.data, axes)
-        return _record(Transpose, (self,), out, ctx, (axes,))
+        return apply(Transpose, (self,), (self.data,), (axes,))
 
     @property
     def T(self) -> "Tensor":
@@ -452,89 +450,20 @@ class Tensor:
             g = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if g.shape != self.shape:
                 raise ValueError(f"grad: expected shape {self.shape}, got {g.shape}")
+        cap = _local.state.capture
+        if cap is not None:
+            cap.backward(self, grad, retain_graph)
         root = self._rec
-        if root is _FREED:
+        if root is FREED:
             raise GraphFreedError(
                 "backward(): the graph behind this tensor was freed by an earlier backward; "
                 "pass retain_graph=True to the first backward to go through it twice")
         if root is None:  # a leaf: d self / d self = 1
-            self.grad = g if self.grad is None else self.grad + g
-            return
-        _run_backward(self, g, retain_graph)
-
-
-def _run_backward(root: "Tensor", g: np.ndarray, retain_graph: bool) -> None:
-    tape = _TAPE
-    rec0 = root._rec
-    i = len(tape) - 1
-    while i >= 0 and tape[i] is not rec0:  # records newer than the root belong to other graphs
-        i -= 1
-    if i < 0:
-        raise GraphFreedError("backward(): this tensor's record is no longer on the tape")
-    # A non-leaf's incoming gradient waits in its _pg slot until its own record is reached;
-    # ``pending`` counts those slots, so the walk stops as soon as nothing older can be reached.
-    root._pg = g
-    pending = 1
-    kept = []  # records in the walked stretch that this graph did not reach
-    j = i
-    try:
-        while pending and j >= 0:
-            rec = tape[j]
-            j -= 1
-            out = rec[2]()
-            if out is None:
-                continue
-            g = out._pg
-            if g is None:
-                kept.append(rec)
-                continue
-            out._pg = None
-            pending -= 1
-            if out._retain:
-                out.grad = g if out.grad is None else out.grad + g
-            for p, gp in zip(rec[1], rec[0].vjp(g, rec[3])):
-                if p is None or not p.requires_grad:
-                    continue
-                if p._rec is None:  # a leaf keeps its gradient
-                    if p.grad is None:
-                        # sum's vjp hands back a read-only broadcast view; .grad must be writable.
-                        p.grad = gp if gp.flags.writeable else gp.copy()
-                    else:
-                        p.grad = p.grad + gp
-                else:
-                    prev = p._pg
-                    if prev is None:
-                        p._pg = gp
-                        pending += 1
-                    else:
-                        p._pg = prev + gp
-            if retain_graph:
-                kept.append(rec)
-            else:
-                out._rec = _FREED
-    except BaseException:
-        _clear_pending(tape, j + 1, i)
-        raise
-    if pending:
-        # Only a tensor whose record an earlier backward freed can be left waiting.
-        _clear_pending(tape, 0, len(tape) - 1)
-        raise GraphFreedError(
-            "backward(): part of this graph was freed by an earlier backward; "
-            "pass retain_graph=True to the first backward to go through it twice")
-    if not retain_graph:
-        kept.reverse()
-        tape[j + 1:i + 1] = kept
-
-
-def _clear_pending(tape: list, lo: int, hi: int) -> None:
-    """After a failed walk, drop the gradients left waiting on the parents of records lo..hi."""
-    for rec in tape[max(lo, 0):hi + 1]:
-        for p in rec[1]:
-            if p is not None:
-                p._pg = None
-        out = rec[2]()
-        if out is not None:
-            out._pg = None
+            self._grad = g if self._grad is None else self._grad + g
+        else:
+            run_backward(self, g, retain_graph)
+        if cap is not None:
+            cap.after_backward(self)
 
 
 def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:

@@ -94,102 +94,54 @@ class _Probe(np.ndarray):
         return r if isinstance(r, np.ndarray) else np.asarray(r).view(_Probe)
 
 
-def _refuse_tensor(self, *a, **k):
-    raise CaptureError("compiled step: a Tensor was converted to a Python value (bool/float/int/.item()) "
-                       "during capture; the replay would freeze it. Return the Tensor instead (a scalar "
-                       "loss comes back from the replay as a float)")
-
-
 # --------------------------------------------------------------------------- capture
 class _Trace:
+    """Watches one call of the step function through its thread's tape (``tape.state().capture``).
+
+    Nothing is patched: the engine calls these methods in the capturing thread only, so other
+    threads, and this thread once the capture ends, run exactly as before.
+    """
+
     def __init__(self):
-        self.calls = []      # (prim, inputs, args, out, ctx) per forward call
+        self.calls = []      # (prim, inputs, args, out, ctx) per applied op
         self.ops = []        # (call index, parents, out Tensor, recorded?)
-        self.backward = None  # (root Tensor, leaf grad states)
+        self.backward_at = None  # (root Tensor, leaf grad states)
         self.steps = []      # (optimizer, [(param, grad array)])
-        self.after_backward = {}  # id -> .grad right after the backward
+        self.after_backward_grads = {}  # id -> .grad right after the backward
         self.zeroed = set()  # ids of tensors whose .grad was set to None inside fn
         self.params = {}     # id -> leaf Tensor requiring grad
         self.before = {}     # id -> copy of its data when first seen
 
-
-def _install(tr: _Trace):
-    """Patch forwards, _record, backward, optimiser steps and Tensor conversions; return an undo list."""
-    undo = []
-
-    def patch(owner, name, new):
-        had = name in owner.__dict__
-        old = owner.__dict__.get(name)
-        setattr(owner, name, new)
-        undo.append((owner, name, had, old))
-
-    for prim in P.PRIMITIVES.values():
-        orig = prim.forward
-        nin = prim.nin
-
-        def fwd(*a, _orig=orig, _prim=prim, _nin=nin):
-            out, ctx = _orig(*a)
-            tr.calls.append((_prim, a[:_nin], a[_nin:], out, ctx))
-            return out, ctx
-        patch(prim, "forward", staticmethod(fwd))
-
-    orig_record = T._record
-
-    def record(prim, parents, out, ctx, args=()):
-        t = orig_record(prim, parents, out, ctx, args)
+    # the observer protocol of tinygrad_mlp.autograd.tape
+    def op(self, prim, parents, arrays, args, out, ctx, t):
+        self.calls.append((prim, arrays, args, out, ctx))
         for p in parents:
-            if p is not None and p.requires_grad and p._rec is None and id(p) not in tr.params:
-                tr.params[id(p)] = p
-                tr.before[id(p)] = p.data.copy()
-        tr.ops.append((len(tr.calls) - 1, parents, t, t.requires_grad))
-        return t
-    patch(T, "_record", record)
+            if p is not None and p.requires_grad and p._rec is None and id(p) not in self.params:
+                self.params[id(p)] = p
+                self.before[id(p)] = p.data.copy()
+        self.ops.append((len(self.calls) - 1, parents, t, t.requires_grad))
 
-    orig_backward = Tensor.backward
-
-    def backward(self, grad=None, retain_graph=False):
-        if tr.backward is not None:
+    def backward(self, root, grad, retain_graph):
+        if self.backward_at is not None:
             raise CaptureError("compiled step: backward() was called twice in one step")
         if grad is not None or retain_graph:
             raise CaptureError("compiled step: backward() takes no grad= or retain_graph= in a compiled step")
-        states = {pid: (p.grad is None and pid in tr.zeroed) for pid, p in tr.params.items()}
-        tr.backward = (self, states)
-        r = orig_backward(self)
-        tr.after_backward = {pid: p.grad for pid, p in tr.params.items()}
-        return r
-    patch(Tensor, "backward", backward)
+        states = {pid: (p.grad is None and pid in self.zeroed) for pid, p in self.params.items()}
+        self.backward_at = (root, states)
 
-    slot = Tensor.__dict__["grad"]
+    def after_backward(self, root):
+        self.after_backward_grads = {pid: p.grad for pid, p in self.params.items()}
 
-    def set_grad(self, v):
-        if v is None:
-            tr.zeroed.add(id(self))
-        slot.__set__(self, v)
-    patch(Tensor, "grad", property(lambda s: slot.__get__(s, Tensor), set_grad))
-    for name in ("item", "__bool__", "__float__", "__int__", "__index__"):
-        patch(Tensor, name, _refuse_tensor)
+    def grad_cleared(self, t):
+        self.zeroed.add(id(t))
 
-    def opt_classes(c):
-        yield c
-        for s in c.__subclasses__():
-            yield from opt_classes(s)
-    for cls in set(opt_classes(Optimizer)):
-        if "step" in cls.__dict__:
-            def step(self, _orig=cls.__dict__["step"], _cls=cls):
-                if type(self).__dict__.get("step", None) is not None and type(self) is not _cls:
-                    return _orig(self)  # a subclass's step calling super(): recorded by the subclass
-                tr.steps.append((self, [(p, p.grad) for p in self.params]))
-                return _orig(self)
-            patch(cls, "step", step)
-    return undo
+    def optimizer_step(self, opt):
+        self.steps.append((opt, [(p, p.grad) for p in opt.params]))
 
-
-def _uninstall(undo):
-    for owner, name, had, old in reversed(undo):
-        if had:
-            setattr(owner, name, old)
-        else:
-            delattr(owner, name)
+    def conversion(self, t, what):
+        raise CaptureError(f"compiled step: a Tensor was converted to a Python value ({what}) during capture; "
+                           "the replay would freeze it. Return the Tensor instead (a scalar loss comes back "
+                           "from the replay as a float)")
 
 
 # --------------------------------------------------------------------------- program
@@ -548,7 +500,7 @@ class _Builder:
     # ------------------------------------------------------------------ backward
     def backward(self):
         tr, g, emit = self.tr, self.g, self.g.emit
-        root, states = tr.backward
+        root, states = tr.backward_at
         recs = [(ci, parents, t) for ci, parents, t, rec in tr.ops if rec]
         idx = {id(t): i for i, (_, _, t) in enumerate(recs)}
         if id(root) not in idx:
@@ -785,7 +737,7 @@ class _Builder:
                 if grad is None:
                     continue
                 gname = self.leafgrad.get(id(p))
-                if gname is None or grad is not self.tr.after_backward.get(id(p)):
+                if gname is None or grad is not self.tr.after_backward_grads.get(id(p)):
                     raise CaptureError("compiled step: an optimiser stepped on a .grad that the step's "
                                        "backward did not produce")
                 items.append((i, p, gname))
@@ -960,12 +912,16 @@ def _capture(fn, args, kwargs):
         else:
             call_args.append(a)
     tr = _Trace()
-    undo = _install(tr)
+    st = T.state()
+    if st.capture is not None:
+        raise CaptureError("compiled step: a step function was called while another is being captured "
+                           "in this thread (a compiled step inside a compiled step)")
+    st.capture = tr
     try:
         out = fn(*call_args, **kwargs)
         tr.final_leafgrad = {pid: p.grad for pid, p in tr.params.items()}
     finally:
-        _uninstall(undo)
+        st.capture = None
     stepped = {id(p) for opt, pg in tr.steps for p, _ in pg}
     for pid, p in tr.params.items():
         if pid not in stepped and not np.array_equal(tr.before[pid], p.data):
@@ -982,7 +938,7 @@ class _Program:
         self.first_result = out
         b = _Builder(tr, inputs, probes, fused)
         b.forward()
-        if tr.backward is not None:
+        if tr.backward_at is not None:
             b.backward()
         elif tr.steps:
             raise CaptureError("compiled step: an optimiser stepped without a backward in the step")
@@ -994,9 +950,9 @@ class _Program:
             if fin is None:
                 if pid in b.leafgrad or pid in tr.zeroed:
                     g.emit(f"{b.param_name(p)}.grad = None")
-            elif pid in b.fused_grads and fin is tr.after_backward.get(pid):
+            elif pid in b.fused_grads and fin is tr.after_backward_grads.get(pid):
                 g.emit(f"{b.param_name(p)}.grad = None if _fused else {b.leafgrad[pid]}")
-            elif pid in b.leafgrad and fin is tr.after_backward.get(pid):
+            elif pid in b.leafgrad and fin is tr.after_backward_grads.get(pid):
                 g.emit(f"{b.param_name(p)}.grad = {b.leafgrad[pid]}")
             else:
                 raise CaptureError("compiled step: a .grad was changed after the backward in a way the replay "

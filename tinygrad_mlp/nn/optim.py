@@ -6,6 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..autograd.tape import state
 from ..autograd.tensor import Tensor
 
 __all__ = ["SGD", "Adam", "Optimizer"]
@@ -18,6 +19,11 @@ def _check_positive(value, name: str) -> float:
 
 
 class Optimizer:
+    """Base class: ``step()`` announces itself to a capture in progress, then runs :meth:`update`.
+
+    Subclasses implement ``update()``, the in-place rule θ ← … from ``p.grad``.
+    """
+
     def __init__(self, params: Iterable[Tensor]) -> None:
         # A single Tensor is iterable (row by row): list() would accept it and step() would update nothing.
         if isinstance(params, Tensor):
@@ -37,6 +43,16 @@ class Optimizer:
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a ``.grad`` (one training step)."""
+        cap = state().capture
+        if cap is not None:  # a compiled step is being captured in this thread: it reads the update
+            cap.optimizer_step(self)
+        self.update()
+
+    def update(self) -> None:
+        raise NotImplementedError
 
 
 class SGD(Optimizer):
@@ -63,7 +79,7 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.velocity = [None] * len(self.params)
 
-    def step(self) -> None:
+    def update(self) -> None:
         lr, mu = self.lr, self.momentum
         if not mu:  # plain SGD, once per training step: nothing but the update in the loop
             for p in self.params:
@@ -128,7 +144,7 @@ class Adam(Optimizer):
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
 
-    def step(self) -> None:
+    def update(self) -> None:
         b1, b2 = self.beta1, self.beta2
         self.t += 1
         t = self.t

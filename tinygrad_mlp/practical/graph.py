@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..autograd import tape as _tape
 from ..autograd import tensor as _tensor
 
 __all__ = ["step_records", "tape_dot", "write_graph"]
@@ -27,7 +28,7 @@ __all__ = ["step_records", "tape_dot", "write_graph"]
 def step_records(spec):
     """Run the step's forward and return ``(records, leaf_names, loss)`` without calling backward.
 
-    ``records`` are the tape records the forward appended, oldest first; ``leaf_names``
+    ``records`` are ``(output tensor, Record)`` pairs in the order the forward recorded them; ``leaf_names``
     maps ``id(tensor)`` to ``W^[l]``, ``b^[l]`` or ``x``.  The caller holds ``loss`` so the
     records stay alive; ``loss.backward()`` afterwards frees them from the tape.
     """
@@ -42,9 +43,10 @@ def step_records(spec):
     Y = spec.Y[0] if len(spec.Y) == 1 else np.stack(spec.Y)
     x = _tensor.Tensor(X)
     names[id(x)] = "x" if len(spec.X) == 1 else "X"
-    start = len(_tensor._TAPE)
+    tape = _tape.state().tape
+    start = len(tape)
     loss = model.loss(x, Y, spec.loss, reduction="sum")
-    records = list(_tensor._TAPE[start:])
+    records = [(ref(), ref()._rec) for ref in tape[start:]]
     return records, names, loss
 
 
@@ -61,9 +63,8 @@ def tape_dot(spec, title: str | None = None) -> str:
         lines.append(f"  label={_quote(title)}; labelloc=t; fontname=\"Helvetica\";")
     node_of = {}  # id(tensor) -> node name
     leaves = []
-    for k, rec in enumerate(records):
-        prim, parents, ref, ctx, args = rec
-        out = ref()
+    for k, (out, rec) in enumerate(records):
+        prim, parents = rec.prim, rec.parents
         node = f"op{k}"
         shape = "×".join(str(d) for d in out.shape) if out is not None and out.shape else "scalar"
         final = out is loss
@@ -87,7 +88,7 @@ def tape_dot(spec, title: str | None = None) -> str:
                 leaves.append(leaf)
             lines.append(f"  {node_of[pid]} -> {node};")
     lines.append("}")
-    loss.backward()  # frees the records from the global tape
+    loss.backward()  # frees the records from this thread's tape
     return "\n".join(lines) + "\n"
 
 

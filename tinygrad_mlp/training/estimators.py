@@ -96,7 +96,7 @@ class _ScheduledSGD(SGD):
     ("invscaling", "adaptive"); here each past step keeps the η it was taken with.
     """
 
-    def step(self) -> None:
+    def update(self) -> None:
         lr, mu = self.lr, self.momentum
         for i, p in enumerate(self.params):
             g = p.grad
