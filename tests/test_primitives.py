@@ -24,6 +24,7 @@ from hypothesis.extra import numpy as hnp
 from strategies import (arrays_in, arrays_of_shape, broadcastable_pairs, matmul_shapes,
                         nonempty_shapes)
 from tinygrad_mlp import Tensor
+from tinygrad_mlp import functional as F
 from tinygrad_mlp.autograd.primitives import PRIMITIVES
 
 EPS = 1e-6
@@ -131,6 +132,15 @@ def _matmul(draw):
 
 
 @st.composite
+def _affine(draw):
+    n_out, n_in = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch = draw(st.sampled_from([None, 1, 3]))
+    h_shape = (n_in,) if batch is None else (batch, n_in)
+    return [draw(arrays_of_shape((n_out, n_in))), draw(arrays_of_shape(h_shape)),
+            draw(arrays_of_shape((n_out,)))], {}
+
+
+@st.composite
 def _pow(draw):
     p = draw(st.sampled_from([2, 3, 0.5, -1.0, 1.5, -2.5, 2.0]))
     return [draw(arrays_in("positive"))], {"p": p}
@@ -190,6 +200,7 @@ SPECS = [
     OpSpec("neg", _unary(), lambda a: -a, np.negative),
     OpSpec("pow", _pow(), lambda a, p: a ** p, lambda a, p: a ** p),
     OpSpec("matmul", _matmul(), lambda a, b: a @ b, np.matmul),
+    OpSpec("affine", _affine(), lambda W, h, b: F.linear(h, W, b), lambda W, h, b: h @ W.T + b),
     OpSpec("tanh", _unary(), lambda a: a.tanh(), np.tanh),
     OpSpec("sigmoid", _unary(), lambda a: a.sigmoid(), lambda z: 1 / (1 + np.exp(-z))),
     OpSpec("relu", _unary(away_from=0.0), lambda a: a.relu(), lambda z: np.maximum(z, 0)),

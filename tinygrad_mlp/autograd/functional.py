@@ -1,17 +1,42 @@
-"""Composite ops written from the primitives (nothing here has its own vjp).
+"""Functions on tensors: the layer map, activations, output nonlinearities and losses.
 
-Activations g(z) for h^[l] = g(z^[l]), the output nonlinearities, and the two
-losses of the practical.  Each gradient comes from the primitives' vjps, so
-it is exact as long as theirs are.
+:func:`linear` applies the :class:`~tinygrad_mlp.autograd.primitives.Affine` primitive; the rest
+are composites written from the primitives (nothing else here has a vjp of its own): activations
+g(z) for h^[l] = g(z^[l]), the output nonlinearities, and the two losses of the practical.  Each
+gradient comes from the primitives' vjps, so it is exact as long as theirs are.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor
+from .primitives import Affine
+from .tensor import Tensor, apply
 
-__all__ = ["softmax", "log_softmax", "identity", "tanh", "sigmoid", "relu",
+__all__ = ["linear", "softmax", "log_softmax", "identity", "tanh", "sigmoid", "relu",
            "squared_error", "cross_entropy", "ACTIVATIONS", "OUTPUTS", "LOSSES", "REDUCTIONS"]
+
+
+def linear(h: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """z = W h + b for one example h, z = H Wᵀ + b for a batch H (rows): PyTorch's ``F.linear(input, weight, bias)``.
+
+    W has shape (out, in), as the practical's W^[l].  One recorded op (see ``Affine``).
+    """
+    for name, t in (("h", h), ("W", W), ("b", b)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected a Tensor, got {type(t).__name__}")
+    if W.ndim != 2 or h.ndim not in (1, 2) or b.shape != (W.shape[0],) or h.shape[-1] != W.shape[1]:
+        raise ValueError(f"linear: expected W (out, in), h (in,) or (n, in) and b (out,), got W {W.shape}, "
+                         f"h {h.shape}, b {b.shape}")
+    if not (h.dtype == W.dtype == b.dtype):
+        raise TypeError(f"linear: expected h, W and b of one dtype, got {h.dtype}, {W.dtype}, {b.dtype}")
+    return affine(W, h, b)
+
+
+def affine(W: Tensor, h: Tensor, b: Tensor) -> Tensor:
+    """:func:`linear` without its checks: for layers that checked their input once, at their boundary."""
+    if h.requires_grad:
+        return apply(Affine, (W, h, b), (W.data, h.data, b.data))
+    return apply(Affine, (W, h, b), (W.data, h.data, b.data), (False,))  # x: no ∂L/∂x to compute
 
 
 def identity(z: Tensor) -> Tensor:

@@ -204,6 +204,36 @@ class MatMul(Primitive):
         return ga, gb
 
 
+class Affine(Primitive):
+    """z = W h + b: one layer's pre-activation, the practical's z^[l] = W^[l] h^[l−1] + b^[l].
+
+    W has shape (out, in).  For one example h (a vector), ∂L/∂W = δ hᵀ (an outer product),
+    ∂L/∂h = Wᵀ δ and ∂L/∂b = δ, where δ = ∂L/∂z.  For a batch H (rows are examples) z = H Wᵀ + b,
+    so ∂L/∂W = Δᵀ H (the sum over examples of δ hᵀ), ∂L/∂H = Δ W and ∂L/∂b = Σ over rows of Δ.
+    One record instead of matmul + add (and a transpose for a batch), with the same floating-point
+    operations as those three, so the numbers are bit for bit theirs.  ``need_h`` is False when h is
+    a constant (the input x): its gradient is then not computed.
+    """
+
+    name, nin = "affine", 3
+
+    @staticmethod
+    def forward(W, h, b, need_h=True):
+        if h.ndim == 1:
+            z = W @ h
+        else:
+            z = h @ W.T
+        z += b
+        return z, (W, h, need_h)
+
+    @staticmethod
+    def vjp(g, ctx):
+        W, h, need_h = ctx
+        if h.ndim == 1:
+            return g[:, None] * h, (W.T @ g if need_h else None), g
+        return g.T @ h, (g @ W if need_h else None), g.sum(axis=0)
+
+
 def _f_order(x: np.ndarray) -> bool:
     return x.flags.f_contiguous and not x.flags.c_contiguous
 
@@ -437,6 +467,6 @@ def _is_basic(index) -> bool:
 
 PRIMITIVES: dict[str, type[Primitive]] = {
     p.name: p
-    for p in (Add, Sub, Neg, Mul, Div, Pow, MatMul, Tanh, Sigmoid, Relu, Exp, Log,
+    for p in (Add, Sub, Neg, Mul, Div, Pow, MatMul, Affine, Tanh, Sigmoid, Relu, Exp, Log,
               LogSumExp, Sum, Mean, Reshape, Transpose, GetItem)
 }

@@ -79,9 +79,7 @@ class Linear:
             if h.ndim not in (1, 2) or h.shape[-1] != self.in_features:
                 raise ValueError(f"h: expected {self.in_features} features, as a vector ({self.in_features},) or "
                                  f"a batch (n, {self.in_features}), got shape {h.shape}")
-        if h.ndim == 1:
-            return self.W @ h + self.b
-        return h @ self.W.T + self.b
+        return F.affine(self.W, h, self.b)
 
     def parameters(self) -> list[Tensor]:
         return [self.W, self.b]
