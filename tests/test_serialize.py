@@ -29,6 +29,7 @@ from hypothesis.extra import numpy as hnp
 from tinygrad_mlp import MLP, reference
 from tinygrad_mlp.cli.predict import main as predict_main
 from tinygrad_mlp.cli.predict import read_images
+from tinygrad_mlp.files import OutputPathError
 from tinygrad_mlp.nn.serialize import ModelFileError, ModelFileNotFoundError, load, load_with_meta, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -309,11 +310,11 @@ def test_save_rejects_bad_objects(tmp_path, obj, exc, pattern):
 def test_save_rejects_bad_paths_and_meta(tmp_path):
     with pytest.raises(TypeError, match="path: expected a str or os.PathLike, got int"):
         save({}, 3)
-    with pytest.raises(ValueError, match="path: expected a file name, got the directory"):
+    with pytest.raises(ValueError, match="path: expected a file name, got the folder"):
         save({}, tmp_path)
     with pytest.raises(TypeError, match="meta: expected a dict"):
         save({}, tmp_path / "x.npz", meta=[1])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OutputPathError, match=r"path: the folder .*no/dir' does not exist"):
         save({}, tmp_path / "no" / "dir" / "x.npz")
     with pytest.raises(TypeError, match="path"):
         load(None)
