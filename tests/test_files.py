@@ -20,6 +20,21 @@ from tinygrad_mlp.files import (OutputPathError, OutputWriteError, atomic_write,
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def never_replace_a_device(monkeypatch):
+    """Some tests write to /dev/full and /dev/null. Should the code under test ever try to rename a
+    temp file over a device node (which, as root, destroys the device for the whole machine), stop
+    it before the harm is done: the test then fails instead."""
+    real_replace = os.replace
+
+    def guarded(src, dst, *a, **k):
+        if os.path.realpath(dst).startswith("/dev/"):
+            raise AssertionError(f"atomic_write tried to replace the device node {dst}")
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", guarded)
+
+
 def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -145,16 +160,8 @@ def test_a_write_that_fails_for_lack_of_space_leaves_the_old_file_and_no_temp(tm
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-def test_dev_full_is_written_in_place_fails_clearly_and_survives(monkeypatch):
+def test_dev_full_is_written_in_place_fails_clearly_and_survives():
     """A device cannot be replaced by a rename: it is written directly, and never replaced."""
-    real_replace = os.replace
-
-    def guarded(src, dst, *a, **k):  # were the device about to be replaced, stop before harm is done
-        if os.path.realpath(dst) == "/dev/full":
-            raise AssertionError("atomic_write tried to replace the device node /dev/full")
-        return real_replace(src, dst, *a, **k)
-
-    monkeypatch.setattr(os, "replace", guarded)
     before = set(os.listdir("/dev"))
     with pytest.raises(OutputWriteError, match=r"^--json: cannot write '/dev/full' \(No space left on device\)$") as e:
         atomic_write_text("/dev/full", "x" * 10_000, "--json")
