@@ -758,6 +758,15 @@ def test_load_refuses_a_file_over_the_limit_before_reading_it(saved, monkeypatch
         load(saved)
 
 
+def test_load_refuses_an_archive_that_unpacks_past_the_limit(tmp_path, monkeypatch):
+    from tinygrad_mlp.nn import serialize
+    np.savez_compressed(tmp_path / "bomb.npz", W1=np.zeros(2**18))  # 2 MiB of zeros in a few KiB
+    assert (tmp_path / "bomb.npz").stat().st_size < 2**16
+    monkeypatch.setattr(serialize, "MAX_FILE_BYTES", 2**20)
+    with pytest.raises(ModelFileError, match=r"bomb\.npz' unpacks to more than the 1048576-byte limit"):
+        load(tmp_path / "bomb.npz")
+
+
 def test_predict_bounds_what_the_images_header_declares(digits_model, tmp_path, capsys):
     path, _, _ = digits_model
     header = io.BytesIO()
