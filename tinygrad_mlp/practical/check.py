@@ -214,13 +214,13 @@ def _parse(spec: Spec, raw) -> dict:
         if key in ("loss", "output"):
             items = [(path, value, where, None)]
         else:
-            items = [((*path, k), e, f"{where}[{k}] (layer {k + 1})", k)
-                     for k, e in enumerate(_layers(value, L, where))]
+            items = [((*path, k), e, f"{where}[{k}]", k) for k, e in enumerate(_layers(value, L, where))]
         for p, v, w, k in items:
             if v is None:
                 continue
             shape = _shape(spec, key, k)
-            g = _Given(*_array(v, shape, w, _what(shape, key)))
+            what = _what(shape, key) + ("" if k is None else f" for layer {k + 1}")
+            g = _Given(*_array(v, shape, w, what))
             if g.mask.any():
                 out[p] = g
 
