@@ -629,10 +629,16 @@ def check_answers(spec_or_name, answers) -> CheckReport:
     seen_error = False
     right_paths = []
 
+    filled = []  # the formula used a number the student did not give, as their mistake makes it
+
     def get(path):
         v = np.array(basis[path], dtype=np.float64)
         u = np.zeros_like(v)
         g = given.get(path)
+        if g is None and path[0] in ("grad_W", "grad_b") and len(spec.X) == 1:  # one example: the step's gradient
+            g = given.get(("examples", 0, *path))
+        if (g is None or not g.mask.all()) and basis is not truth and not np.array_equal(basis[path], truth[path]):
+            filled.append(path)
         if g is not None:
             v = np.where(g.mask, g.vals, v)
             u = np.where(g.mask, g.half, 0.0)
@@ -644,8 +650,10 @@ def check_answers(spec_or_name, answers) -> CheckReport:
             continue
         verdict = Verdict(_key(path), _label(spec, path), RIGHT, _written(g), _plain(truth[path]))
         report.verdicts.append(verdict)
+        filled.clear()
         with np.errstate(all="ignore"):
             local = _local(spec, path, get)
+        from_basis = bool(filled) and bool(active)
         if local is not None:
             verdict.yours = _plain(local[0])
         if _matches(g, truth[path]).all():
@@ -653,7 +661,9 @@ def check_answers(spec_or_name, answers) -> CheckReport:
             continue
         own = local is not None and bool(_matches(g, local[0], local[1]).all())
         if seen_error and own:
-            verdict.status, verdict.note = CARRIED, "right from your own earlier numbers (error carried forward)"
+            verdict.status = CARRIED
+            verdict.note = (f"right given the mistake above ({active[-1].name}) and your numbers (error carried "
+                            "forward)" if from_basis else "right from your own earlier numbers (error carried forward)")
             continue
         if active and _matches(g, basis[path]).all():
             verdict.status = CARRIED
