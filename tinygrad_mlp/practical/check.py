@@ -171,6 +171,8 @@ def _layers(v, L: int, where: str):
     if isinstance(v, dict):
         out = [None] * L
         for k, e in v.items():
+            if isinstance(k, int) and not isinstance(k, bool):  # from Python: {3: ...}
+                k = str(k)
             if not (isinstance(k, str) and k.isdigit() and 1 <= int(k) <= L):
                 raise AnswersError(f"{where}: expected layer numbers 1..{L} as keys, got {k!r}")
             out[int(k) - 1] = e
@@ -537,7 +539,8 @@ class CheckReport:
                     notes.append("same numbers: " + esc("; ".join(m.name for m in v.equivalent)))
             if v.note:
                 notes.append(esc(v.note))
-            body.append(f'<tr style="background:{colour[v.status]}"><td>{esc(v.label)}</td><td>{esc(v.status)}</td>'
+            body.append(f'<tr style="background:{colour[v.status]}"><td style="white-space:nowrap">{esc(v.label)}</td>'
+                        f'<td style="white-space:nowrap">{esc(v.status)}</td>'
                         f"<td><code>{esc(_short(v.given, 400))}</code></td><td><code>{esc(_short(v.right, 400))}"
                         f"</code></td><td>{'<br>'.join(notes)}</td></tr>")
         return (f"<p><b>check {esc(self.exercise)}</b> {esc(self.title)}</p><table><thead><tr><th>quantity</th>"
