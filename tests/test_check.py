@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -489,3 +490,21 @@ def test_random_spec_random_mistake_is_named(data):
     assert mistake is fw.mistake or mistake in fw.equivalent, (mistake.key, fw.mistake, fw.equivalent)
     assert all(v.status != WRONG for v in report.verdicts if v is not fw), report.summary()
     assert all(v.status == CARRIED for v in report.verdicts if v.key in clear and v is not fw)
+
+
+def test_non_utf8_answers_exit_2(tmp_path):
+    p = tmp_path / "answers.json"
+    p.write_bytes(b'{"loss": 0.376\xff}')
+    r = run_cli("q1", str(p))
+    assert r.returncode == 2 and r.stderr.startswith("error: answers:") and r.stdout == ""
+
+
+def test_the_readme_example_is_what_the_command_prints(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Checking a student's answers", 1)[1].split("\n## ", 1)[0]
+    answers = section.split("```json\n", 1)[1].split("```", 1)[0]
+    printed = section.split("prints (exit 1):\n\n```\n", 1)[1].split("```", 1)[0]
+    p = tmp_path / "answers.json"
+    p.write_text(answers, encoding="utf-8")
+    r = run_cli("q1", str(p))
+    assert r.returncode == 1 and r.stdout == printed
