@@ -19,7 +19,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tinygrad_mlp.practical import check as C
+from tinygrad_mlp.cli import check as cli_check
 from tinygrad_mlp.practical import mistakes as M
 from tinygrad_mlp.practical.check import CARRIED, RIGHT, WRONG, AnswersError, check_answers, loads_answers
 from tinygrad_mlp.practical.exercise import builtin, parse_spec, run_step
@@ -417,13 +417,14 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("text,key", MALFORMED)
-def test_malformed_answers_exit_2_naming_the_key(tmp_path, text, key):
+def test_malformed_answers_exit_2_naming_the_key(tmp_path, capsys, text, key):
     p = tmp_path / "answers.json"
     p.write_text(text)
-    r = run_cli("q1", str(p))
-    assert r.returncode == 2 and r.stdout == ""
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), r.stderr
+    assert cli_check.main(["q1", str(p)]) == 2  # in-process: the same main as `python -m tinygrad_mlp check`
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), err
     with pytest.raises(AnswersError, match="^" + re.escape(key)):
         check_answers("q1", p)
 

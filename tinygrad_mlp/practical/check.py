@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from . import mistakes as _mistakes
-from .exercise import BUILTINS, Spec, SpecError, builtin, load_spec, parse_spec, run_step
+from .exercise import BUILTINS, Spec, builtin, load_spec, parse_spec, run_step
 from .mistakes import Mistake
 
 __all__ = ["check_answers", "CheckReport", "Verdict", "AnswersError", "load_answers", "loads_answers", "RIGHT", "WRONG", "CARRIED"]
