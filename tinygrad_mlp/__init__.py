@@ -22,6 +22,7 @@ _LAZY = {
     "SpecError": ("practical.exercise", "SpecError"),
     "builtin": ("practical.exercise", "builtin"),
     "run_step": ("practical.exercise", "run_step"),
+    "check_answers": ("practical.check", "check_answers"),
 }
 
 __all__ = ["Tensor", "no_grad", "is_grad_enabled", "tape_size", "GraphFreedError", "gradcheck",
