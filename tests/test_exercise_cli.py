@@ -146,7 +146,7 @@ def test_missing_file_and_unknown_name(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, field", [
     (["q1", "--digits", "0"], "--digits"),
-    (["q1", "--format", "html"], "--format"),
+    (["q1", "--format", "pdf"], "--format"),
     (["q1", "--json", "--format", "text"], "--json"),
     (["q1", "--fragment"], "--fragment"),
 ])

@@ -23,7 +23,8 @@ from tinygrad_mlp import reference
 from tinygrad_mlp.practical.exercise import builtin, parse_spec, run_step
 from tinygrad_mlp.cli.exercise import main
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.practical.render import WorkedSolution, worked_solution
+from tinygrad_mlp.practical.exercise import worked_solution
+from tinygrad_mlp.practical.render import WorkedSolution
 
 BUILTIN_NAMES = ["q1", "q1-batch", "q2", "q2-batch"]
 ZERO_FLOOR = 1e-12  # documented: |v| below this prints as 0
@@ -51,6 +52,7 @@ def close_at_precision(printed: str, value: float, digits: int) -> bool:
     return abs(p - value) <= half_ulp * (1 + 1e-9) + 1e-15
 
 
+CONST = re.compile(r"(\S+) = (\S+) · 1([₀-₉]+)(?:ₓ([₀-₉]+))?")
 SEG = re.compile(r"([⎛⎜⎝])([^⎛⎜⎝⎞⎟⎠]*)[⎞⎟⎠]|\(([^()]*)\)")
 
 
@@ -101,14 +103,23 @@ def block_matrices(lines):
                 else:
                     start, rows = open_.pop(col)
                     rows.append(vals)
-                    found.append((start + (len(rows) - 1) // 2, col, rows))
+                    more = lines[start][m.end():].lstrip().startswith("⋯")  # columns continue below
+                    found.append((start + (len(rows) - 1) // 2, col, rows, more))
             else:
                 toks = m.group(3).split()
                 if toks and all(is_num(t) for t in toks):
-                    found.append((i, col, [toks]))
+                    found.append((i, col, [toks], line[m.end():].lstrip().startswith("⋯")))
     assert not open_, f"unclosed matrix in {lines}"
     found.sort(key=lambda t: (t[0], t[1]))
-    return [rows for _, _, rows in found]
+    out, more = [], False
+    for _, _, rows, cont in found:  # a wide matrix drawn in pieces, "⋯" between them, is one matrix
+        if more:
+            assert len(rows) == len(out[-1]), (rows, out[-1])
+            out[-1] = [a + b for a, b in zip(out[-1], rows)]
+        else:
+            out.append(rows)
+        more = cont
+    return out
 
 
 def lhs_of(lines) -> str:
@@ -204,8 +215,18 @@ def check_text_against_json(text: str, r: dict, digits: int) -> int:
         if lines[-1].rstrip().endswith((".", ":")):
             continue  # prose: every paragraph ends with "." or ":", an equation never does
         lhs = lhs_of(lines)
-        got = block_matrices(lines)
         want = expected_matrices(r, section, example, summed, lhs)
+        const = CONST.fullmatch(lines[0].strip()) if len(lines) == 1 else None
+        if const:  # a constant parameter in one line: c · 1_{out×in}
+            assert section == 1, lines
+            w = col(want[0])
+            sub = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
+            shape = (int(const.group(3).translate(sub)), int((const.group(4) or "₁").translate(sub)))
+            assert shape == w.shape and np.all(w == w.flat[0]), (lines, w)
+            assert close_at_precision(const.group(2), w.flat[0], digits), (lines, w)
+            checked += 1
+            continue
+        got = block_matrices(lines)
         assert len(got) == len(want), (lhs, section, example, len(got), len(want), "\n".join(lines))
         for rows, w in zip(got, want):
             w = col(w)
@@ -482,7 +503,14 @@ def test_worked_solution_from_a_model_matches_the_hand_written_backprop():
                    for m in mats)
     assert sol._repr_markdown_() == sol.markdown()
     assert sol._repr_latex_().startswith("$$") and "\\documentclass" not in sol._repr_latex_()
-    assert sol.latex(fragment=True) in sol.latex()
+    frag, full = sol.latex(fragment=True), sol.latex()
+    assert "\\documentclass" not in frag and "\\begin{document}" not in frag
+
+    def entries(tex):  # every matrix entry in order; the fragment breaks its lines narrower
+        bodies = re.findall(r"\\begin\{p?matrix\}(.*?)\\end\{p?matrix\}", tex, flags=re.S)
+        return [c.strip() for body in bodies for row in body.split("\\\\") for c in row.split("&")]
+
+    assert sorted(entries(frag)) == sorted(entries(full[full.index("\\begin{document}"):]))
 
 
 def test_worked_solution_accepts_class_labels_for_cross_entropy():
