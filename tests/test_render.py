@@ -473,6 +473,59 @@ def test_latex_of_builtins_and_a_wide_layer_compiles(capsys, tmp_path):
              + frag + "\\end{document}\n")
 
 
+def net_3_50_2(hidden="tanh", output="identity", loss="squared_error", n=1):
+    """A 3-50-2 network with varied weights: 50-entry column vectors and 50 x 3 / 2 x 50 matrices."""
+    rng = np.random.default_rng(7)
+    ex = [{"x": rng.normal(size=3).round(3).tolist(), "y": [1.0, 0.0] if loss == "cross_entropy"
+           else rng.uniform(size=2).round(3).tolist()} for _ in range(n)]
+    return {"layers": [3, 50, 2], "hidden": hidden, "output": output, "loss": loss,
+            "weights": [rng.normal(size=(50, 3)).round(4).tolist(), (0.3 * rng.normal(size=(2, 50))).round(4).tolist()],
+            "biases": [rng.normal(size=50).round(4).tolist(), [0.1, -0.1]], "learning_rate": 0.1, "examples": ex}
+
+
+def test_latex_has_no_overfull_boxes_in_the_document_or_a_plain_article_fragment(capsys, tmp_path):
+    # Issue 20: a 50-row column vector ran off the page, and --fragment in a plain article overflowed
+    # by 13 pt on q2-batch. pdflatex's log lists every box that does not fit; there must be none.
+    exe = _pdflatex()
+    results = {name: run_step(builtin(name)) for name in BUILTIN_NAMES}
+    results["3-50-2"] = run_step(parse_spec(net_3_50_2()))
+    results["3-50-2-softmax-batch"] = run_step(parse_spec(net_3_50_2("relu", "softmax", "cross_entropy", n=2)))
+    for name, r in results.items():
+        ws = WorkedSolution(r)
+        for kind, tex in (("doc", ws.latex()),
+                          ("fragment", "\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+                           + ws.latex(fragment=True) + "\\end{document}\n")):
+            log = _compile(exe, tmp_path, f"{name}-{kind}", tex)
+            overfull = [ln for ln in log.splitlines() if ln.startswith("Overfull")]
+            assert not overfull, (name, kind, overfull[:5])
+
+
+def test_constant_parameters_take_one_line_each(capsys):
+    _, tex, _ = cli(capsys, "q1", "--format", "latex")
+    assert "\\mathbf{W}^{[1]} &= 0.1 \\cdot \\mathbf{1}_{4 \\times 4}" in tex
+    assert "\\boldsymbol{b}^{[3]} &= 0.1 \\cdot \\mathbf{1}_{3}" in tex
+    params = tex[tex.index("The parameters"):tex.index("Forward propagation")]
+    assert params.count("pmatrix") == 4  # only x and y are written out
+
+
+def test_text_wraps_a_single_very_wide_matrix():
+    r = run_step(parse_spec(net_3_50_2()))
+    text = WorkedSolution(r).text()
+    assert max(len(ln) for ln in text.splitlines()) <= 100
+    assert "⋯" in text
+    # the pieces put back together are W^[2] (2 x 50), entry for entry, at the printed precision
+    for section, example, summed, lines in text_blocks(text):
+        if section == 1 and lines and lines[0].lstrip().startswith("W^[2]") or (
+                section == 1 and any(ln.startswith("W^[2]") for ln in lines)):
+            (rows,) = block_matrices(lines)
+            assert len(rows) == 2 and len(rows[0]) == 50
+            for rr, wr in zip(rows, r.W0[1]):
+                assert all(close_at_precision(a, v, 4) for a, v in zip(rr, wr))
+            break
+    else:
+        raise AssertionError("no W^[2] block")
+
+
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
 @given(spec_strategy(max_layers=3, max_units=5))

@@ -132,8 +132,8 @@ class TexWriter:
         chunks.append((lo, len(widths)))
         return chunks
 
-    def eq(self, e: Eq) -> str:
-        """An aligned chain: lhs &= step \\\\ &= step …"""
+    def eq_lines(self, e: Eq) -> list[str]:
+        """An aligned chain's lines: lhs &= step, &= step, …, with &\\quad continuations."""
         lhs = " ".join(self.term(t) for t in e.lhs)
         budget = max(30, self.width_budget - sum(self.width(t) for t in e.lhs))
         out = []
@@ -141,7 +141,16 @@ class TexWriter:
             parts = self.lines(step, budget)
             out.append(("" if i else lhs + " ") + "&= " + parts[0])
             out.extend("&\\quad " + p for p in parts[1:])
-        return "\\begin{aligned}\n" + " \\\\\n".join(out) + "\n\\end{aligned}"
+        return out
+
+    def eq(self, e: Eq) -> str:
+        """An aligned chain for display maths ($$ … $$): lhs &= step \\\\ &= step …"""
+        return "\\begin{aligned}\n" + " \\\\\n".join(self.eq_lines(e)) + "\n\\end{aligned}"
+
+    def align(self, e: Eq) -> str:
+        """The chain as ``align*`` for a document: a page may break between any two of its lines
+        (``\\displaybreak[0]``, which needs no ``\\allowdisplaybreaks``, so a fragment breaks too)."""
+        return "\\begin{align*}\n" + " \\displaybreak[0]\\\\\n".join(self.eq_lines(e)) + "\n\\end{align*}"
 
     def para(self, p: Para, dollar: str = "$") -> str:
         return "".join(f"{dollar}{x.tex}{dollar}" if isinstance(x, Sym) else x for x in p.parts)
@@ -158,7 +167,7 @@ def latex(blocks, digits: int, zero_below: float, fragment: bool) -> str:
         elif isinstance(blk, Para):
             body.append(_tex_escape_para(w.para(blk)))
         else:
-            body.append("\\begin{equation*}\n" + w.eq(blk) + "\n\\end{equation*}")
+            body.append(w.align(blk))
     if w.flushed:
         body.append(zero_note(zero_below, tex=True))
     text = "\n\n".join(body) + "\n"

@@ -76,7 +76,8 @@ class _TextWriter:
 
     def _chunks(self, m: Mat, room: int) -> list[Mat]:
         """``m``'s columns in consecutive slices, each drawn no wider than ``room``; the superscript on the last."""
-        widths = [max(len(self.num(v)) for v in col) + 2 for col in m.a.T]
+        # a column as drawn (decimal points aligned), less its brackets, plus the two-space gap
+        widths = [self.mat(Mat(m.a[:, c:c + 1])).width - 2 for c in range(m.a.shape[1])]
         out, lo, w = [], 0, 4
         for c, cw in enumerate(widths):
             if c > lo and w + cw > room:
@@ -110,7 +111,7 @@ class _TextWriter:
             room = TEXT_WIDTH - lhs.width - 3
             for t, bx in zip(step, boxes):
                 if isinstance(t, Mat) and bx.width > room and t.a.shape[1] > 1:
-                    chunks = self._chunks(t, room - 2)
+                    chunks = self._chunks(t, room - 4)  # room for ⋯ on both sides
                     for k, m in enumerate(chunks):
                         cb = _hcat(([_Box(["⋯"])] if k else []) + [self.mat(m)]
                                    + ([_Box(["⋯"])] if k < len(chunks) - 1 else []))
