@@ -94,6 +94,7 @@ class Num:
 
     v: float
     exact: bool = False  # given data such as η: printed in full, not rounded
+    q: str = ""  # where it sits in the result's JSON ("loss", "examples.0.loss"), for the page's links
 
 
 @dataclass
@@ -273,11 +274,11 @@ def ones(shape: tuple) -> Sym:
     return Sym(f"\\mathbf{{1}}_{{{o} \\times {i}}}", f"1{o.translate(_SUB_DIGITS)}ₓ{i.translate(_SUB_DIGITS)}")
 
 
-def _parameter(a) -> list:
+def _parameter(a, q: str) -> list:
     """A parameter as given: a constant matrix in one line, c · 1_{out×in}; otherwise its entries."""
-    a = np.asarray(a, dtype=np.float64)
-    if a.size > 1 and np.all(a == a.flat[0]):
-        return [Num(float(a.flat[0])), Sym("\\cdot", "·"), ones(a.shape)]
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.size > 1 and np.all(arr == arr.flat[0]):
+        return [Num(float(arr.flat[0]), q=q + ".0" * arr.ndim), Sym("\\cdot", "·"), ones(arr.shape)]
     return [Mat(_v(a))]
 
 
@@ -318,8 +319,8 @@ def build(r) -> list:
     # 1. parameters
     blocks.append(Heading(2, "1. The parameters", "1. The parameters"))
     for l in range(1, L + 1):
-        blocks.append(Eq([W(l)], [_parameter(W0[l - 1])]))
-        blocks.append(Eq([b(l)], [_parameter(b0[l - 1])]))
+        blocks.append(Eq([W(l)], [_parameter(W0[l - 1], f"initial.W.{l - 1}")]))
+        blocks.append(Eq([b(l)], [_parameter(b0[l - 1], f"initial.b.{l - 1}")]))
     for j, e in enumerate(r.examples, 1):
         jj = j if batch else None
         blocks.append(Eq([h(0, jj)], [[Mat(_v(e.x))]]))
@@ -360,7 +361,7 @@ def build(r) -> list:
             f = Sym(f"\\tfrac{{1}}{{2}} \\sum_{{i}} (\\hat{{y}}{et}_i - y{et}_i)^2", f"½ Σᵢ (ŷᵢ{ex} − yᵢ{ex})²")
         else:
             f = Sym(f"-\\sum_{{k}} y{et}_k \\log p{et}_k", f"−Σₖ yₖ{ex} log pₖ{ex}")
-        blocks.append(Eq([Lsym(jj)], [[f], [Num(e.loss)]]))
+        blocks.append(Eq([Lsym(jj)], [[f], [Num(e.loss, q=f"examples.{j - 1}.loss")]]))
     if batch:
         n = len(r.examples)
         blocks.append(Para(["The batch loss is the sum over the examples (so its gradient is the sum of theirs):"]))
@@ -370,8 +371,8 @@ def build(r) -> list:
                 sum_syms.append(PLUS)
                 sum_nums.append(PLUS)
             sum_syms.append(Lsym(j))
-            sum_nums.append(Num(r.examples[j - 1].loss))
-        blocks.append(Eq([Lsym()], [sum_syms, sum_nums, [Num(r.loss)]]))
+            sum_nums.append(Num(r.examples[j - 1].loss, q=f"examples.{j - 1}.loss"))
+        blocks.append(Eq([Lsym()], [sum_syms, sum_nums, [Num(r.loss, q="loss")]]))
 
     # 4. output-layer gradient and the recurrences
     blocks.append(Heading(2, "4. The output-layer gradient", "4. The output-layer gradient"))
@@ -461,7 +462,7 @@ def build(r) -> list:
         for sym, key, init in ((W(l), "W", W0), (b(l), "b", b0)):
             gkey = "grad_" + key
             blocks.append(Eq([sym, MINUS, ETA, dL(sym)],
-                             [[Mat(_v(init[l - 1])), MINUS, Num(eta, True), Mat(_v(getattr(r, gkey)[l - 1]))],
+                             [[Mat(_v(init[l - 1])), MINUS, Num(eta, True, q="learning_rate"), Mat(_v(getattr(r, gkey)[l - 1]))],
                               [Mat(_v(getattr(r, key)[l - 1]))]]))
     return blocks
 
