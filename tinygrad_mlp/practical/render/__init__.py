@@ -71,6 +71,12 @@ class WorkedSolution:
 
         return page(self.result, self._blocks, self.digits, self.zero_below)
 
+    def embed(self, height: int = 640):
+        """The interactive page for a notebook cell: an object whose ``_repr_html_`` is an isolated iframe."""
+        from .html import Embedded
+
+        return Embedded(self.html(), height)
+
     def render(self, fmt: str = "text", fragment: bool = False) -> str:
         """``fmt`` is one of ``text``, ``markdown``, ``latex``, ``html``."""
         if fmt == "text":

@@ -111,6 +111,12 @@ class _TeX:
             return f'<mo lspace="0" rspace="0">{t}</mo>'
         return f"<mo>{_html.escape(t)}</mo>"
 
+    @staticmethod
+    def fence(d: str, stretchy: bool) -> str:
+        if d == ".":
+            return ""
+        return f'<mo stretchy="{str(stretchy).lower()}" lspace="0" rspace="0">{_html.escape(d)}</mo>'
+
     def command(self, name: str) -> str:
         if name in ("mathbf", "boldsymbol"):
             inner = self.raw_group()
@@ -127,7 +133,12 @@ class _TeX:
             return frac if name == "frac" else f'<mstyle displaystyle="false">{frac}</mstyle>'
         if name == "operatorname":
             return f"<mi>{_html.escape(self.raw_group())}</mi>"
-        if name in ("left", "right", "bigl", "bigr"):
+        if name == "left":  # \left( … \right) is one atom, so a superscript after it covers the whole group
+            open_ = self.fence(self.take(), True)
+            inner = self.seq("\\right")
+            self.take()
+            return f"<mrow>{open_}{inner}{self.fence(self.take(), True)}</mrow>"
+        if name in ("right", "bigl", "bigr"):
             d = self.take()
             if d == ".":
                 return ""
@@ -638,3 +649,15 @@ checked against a hand-written backprop; printed to {digits} significant digits.
 </body>
 </html>
 """
+
+
+class Embedded:
+    """The page inside an ``<iframe srcdoc>``: a notebook shows it, scripts and all, isolated from the notebook."""
+
+    def __init__(self, page_html: str, height: int = 640):
+        self.page, self.height = page_html, int(height)
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe srcdoc="{_html.escape(self.page, quote=True)}" style="width:100%;height:{self.height}px;'
+                'border:1px solid #ddd;border-radius:6px" sandbox="allow-scripts" '
+                'title="worked solution, interactive"></iframe>')
