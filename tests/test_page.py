@@ -184,7 +184,8 @@ def test_builtin_page_offline_numbers_keyboard_and_clicks(browser, capsys, tmp_p
         page.keyboard.press("Enter")
         assert "b" in page.inner_text("#info") and page.evaluate("document.querySelector('#b-1-0.sel') !== null")
         page.focus("#u-1-0")
-        assert "z" in page.inner_text("#info")
+        info = page.inner_text("#info")
+        assert "z" in info and "g′" in info and "Σ" in info  # δ = ∂L/∂h · g′(z), ∂L/∂h = Σ W δ, with numbers
         if len(doc["examples"]) > 1:
             page.click("button[data-view='0']")
             hidden = page.evaluate("""() => Array.from(document.querySelectorAll('#sheet [data-ex]'))

@@ -425,15 +425,32 @@ def _notes(r, nums: _Numbers) -> dict:
                     prev = "x" if l == 1 else f"h<sup>[{l - 1}]</sup>"
                     act = g_name if l < L else {"identity": "identity", "softmax": "softmax",
                                                 "sigmoid": "σ"}[r.output]
+                    hq = f"examples.{j}.h.{l - 1}.{i}"
+                    zs, hs = _v("z", l, str(i + 1)), _v("h", l, str(i + 1))
                     html = (f"<h3>Unit {i + 1} of layer {l}</h3>"
-                            f"<p>{_v('z', l, str(i + 1))} = Σ<sub>k</sub> {_v('W', l, f'{i + 1}k')} {prev}<sub>k</sub>"
+                            f"<p>{zs} = Σ<sub>k</sub> {_v('W', l, f'{i + 1}k')} {prev}<sub>k</sub>"
                             f" + {_v('b', l, str(i + 1))} = {zi}</p>"
-                            f"<p>{_v('h', l, str(i + 1))} = {act}({_v('z', l, str(i + 1))}) = {hi}</p>"
-                            f"<p>{dL(_v('h', l, str(i + 1)), j)} = {dhi}</p>"
-                            f"<p>{_v('δ', l, str(i + 1), jx)} = {dL(_v('z', l, str(i + 1)), j)} = {di}</p>")
-                    if l == L:
+                            f"<p>{hs} = {act}({zs}) = {hi}</p>")
+                    # the chain rule into this unit, with the numbers of the line that computes it
+                    if l < L:
+                        html += (f"<p>{dL(hs, j)} = Σ<sub>k</sub> {_v('W', l + 1, f'k{i + 1}')} "
+                                 f"{_v('δ', l + 1, 'k', jx)} = {dhi}</p>")
+                        h2 = nums.span(e.h[l - 1][i], hq)
+                        gp = {"tanh": f"(1 − {h2}²)", "sigmoid": f"{h2} (1 − {h2})",
+                              "relu": f"1[{nums.span(e.z[l - 1][i], f'examples.{j}.z.{l - 1}.{i}')} &gt; 0]",
+                              "identity": "1"}[r.hidden]
+                        html += (f"<p>{_v('δ', l, str(i + 1), jx)} = {dL(hs, j)} · g′({zs}) = {dhi} · {gp}"
+                                 f" = {di}</p>")
+                    else:
                         yi = nums.span(e.y[i], f"examples.{j}.y.{i}")
-                        html += f"<p>target {_v('y', None, str(i + 1), jx)} = {yi}</p>"
+                        out_i = nums.span(e.output[i], f"examples.{j}.output.{i}")
+                        if r.output == "sigmoid":
+                            rule = f"{dL(hs, j)} · {hs}(1 − {hs}) = {dhi} · {out_i} (1 − {out_i})"
+                        else:
+                            rule = f"{hs} − {_v('y', None, str(i + 1), jx)} = {out_i} − {yi}"
+                        html += (f"<p>target {_v('y', None, str(i + 1), jx)} = {yi}; "
+                                 f"{dL(hs, j)} = {dhi}</p>"
+                                 f"<p>{_v('δ', l, str(i + 1), jx)} = {dL(zs, j)} = {rule} = {di}</p>")
                 out[str(j)][uid] = html
                 if batch:  # the sum view shows the unit in every example
                     out["sum"][uid] = out["sum"].get(uid, "") + html.replace("<h3>", f"<h3>Example {j + 1}: ", 1)
