@@ -179,6 +179,15 @@ def test_builtin_page_offline_numbers_keyboard_and_clicks(browser, capsys, tmp_p
         assert "examples.0.dz.1.1" in qs and "examples.0.h.0.0" in qs, qs
         for q, t in shown:
             assert same(t, at(doc, q), 4), (q, t, g)
+        # the keyboard alone reaches the diagram: Tab from the top lands on a weight, and its note shows
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("!!document.activeElement.closest('#net')"):
+                break
+        focused = page.evaluate("document.activeElement.id")
+        assert focused.startswith(("w-", "u-", "b-")), focused
+        assert page.evaluate(f"document.getElementById('{focused}').classList.contains('sel')")
         # a unit and a bias, by keyboard alone: Tab to it, Enter
         page.focus("#b-1-0")
         page.keyboard.press("Enter")
