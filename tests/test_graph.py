@@ -82,3 +82,17 @@ def test_cli_writes_dot_and_svg(capsys, tmp_path):
     assert f"wrote {svg}" in err
     done = subprocess.run([dot, "-Tplain", str(target)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "logsumexp" in done.stdout
+
+
+def test_without_graphviz_the_note_says_how_to_get_an_svg(capsys, tmp_path, monkeypatch):
+    from tinygrad_mlp.practical import graph
+
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    target = tmp_path / "tape.dot"
+    code = main(["q1", "--graph", str(target), "-o", str(tmp_path / "q1.txt")])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == ""
+    assert target.read_text().startswith("digraph")
+    assert f"wrote {target}" in err
+    assert "SVG" in err and "`dot`" in err and "apt-get install graphviz" in err
+    assert not (tmp_path / "tape.svg").exists()

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MLPClassifier": ("training.estimators", "MLPClassifier"),
     "MLPRegressor": ("training.estimators", "MLPRegressor"),
-    "worked_solution": ("practical.render", "worked_solution"),
+    "worked_solution": ("practical.exercise", "worked_solution"),
     "WorkedSolution": ("practical.render", "WorkedSolution"),
     "train": ("training.loop", "train"),
     "History": ("training.loop", "History"),
