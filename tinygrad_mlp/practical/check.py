@@ -54,7 +54,8 @@ __all__ = ["check_answers", "CheckReport", "Verdict", "AnswersError", "load_answ
 RIGHT, WRONG, CARRIED = "right", "wrong", "carried forward"
 EXAMPLE_KEYS = ("z", "h", "output", "loss", "dz", "dh", "grad_W", "grad_b")
 STEP_KEYS = ("loss", "grad_W", "grad_b", "W", "b")
-GIVEN_TOP = ("name", "title", "layers", "hidden", "output", "loss_name", "learning_rate", "initial")
+GIVEN_TOP = ("name", "title", "layers", "hidden", "output", "loss_name", "learning_rate", "initial", "weights",
+             "biases")  # the spec part of an `exercise --json` document: given, not graded
 GIVEN_EXAMPLE = ("x", "y")
 # Float rounding of the computed step itself (1e-16 relative), far below any written precision.
 _SLACK_REL, _SLACK_ABS = 1e-9, 1e-12
@@ -66,7 +67,7 @@ class AnswersError(ValueError):
 
 def _computed(spec: Spec) -> dict:
     """The exercise's computed step as ``exercise --json`` writes it (the one place the grader gets it)."""
-    return run_step(spec)
+    return run_step(spec).to_json()
 
 
 # ----------------------------------------------------------------------------- written numbers
