@@ -73,7 +73,7 @@ def test_training_loop_frees_its_records_and_does_not_grow_memory():
         opt.step()
         return during
 
-    assert step(0) > 5  # the forward really records (about a dozen ops)
+    assert step(0) >= 4  # the forward really records (affine, tanh, affine, the loss, ...)
     assert tape_size() == base  # ... and the backward frees every one of them
     tracemalloc.start()
     try:
@@ -87,7 +87,7 @@ def test_training_loop_frees_its_records_and_does_not_grow_memory():
         at_1000 = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert recorded > 5
+    assert recorded >= 4
     # 800 more steps of a leak of even one small record (> 100 bytes) per step would be > 80 kB.
     assert at_1000 - at_200 < 32_000, f"memory grew by {at_1000 - at_200} bytes between steps 200 and 1000"
 
@@ -125,7 +125,7 @@ def test_no_grad_records_nothing_and_backward_of_retained_graphs_is_freed():
     loss = model.loss(X, y)
     loss.backward(retain_graph=True)
     kept = tape_size() - base
-    assert kept > 5
+    assert kept >= 4  # affine, tanh, affine, the loss, ...
     loss.backward()  # the second backward frees what the first retained
     assert tape_size() == base
     del loss

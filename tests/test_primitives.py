@@ -25,6 +25,8 @@ from strategies import (arrays_in, arrays_of_shape, broadcastable_pairs, matmul_
                         nonempty_shapes)
 from tinygrad_mlp import Tensor
 from tinygrad_mlp import functional as F
+from tinygrad_mlp.autograd.primitives import CrossEntropy
+from tinygrad_mlp.autograd.tensor import apply
 from tinygrad_mlp.autograd.primitives import PRIMITIVES
 
 EPS = 1e-6
@@ -141,6 +143,20 @@ def _affine(draw):
 
 
 @st.composite
+def _cross_entropy(draw):
+    k, batch = draw(st.integers(1, 5)), draw(st.sampled_from([None, 1, 3]))
+    if batch is None:
+        return [draw(arrays_of_shape((k,)))], {"y": draw(st.integers(0, k - 1))}
+    return [draw(arrays_of_shape((batch, k)))], {"y": np.array(draw(st.lists(st.integers(0, k - 1),
+                                                                           min_size=batch, max_size=batch)))}
+
+
+def _np_cross_entropy(z, y):
+    lse = _lse(z, axis=-1)
+    return lse - (z[y] if z.ndim == 1 else z[np.arange(z.shape[0]), y])
+
+
+@st.composite
 def _pow(draw):
     p = draw(st.sampled_from([2, 3, 0.5, -1.0, 1.5, -2.5, 2.0]))
     return [draw(arrays_in("positive"))], {"p": p}
@@ -207,6 +223,8 @@ SPECS = [
     OpSpec("exp", _unary("exp"), lambda a: a.exp(), np.exp),
     OpSpec("log", _unary("positive"), lambda a: a.log(), np.log),
     OpSpec("logsumexp", _reduction(), lambda a, axis, keepdims: a.logsumexp(axis, keepdims), _lse),
+    OpSpec("cross_entropy", _cross_entropy(), lambda z, y: apply(CrossEntropy, (z,), (z.data,), (y,)),
+           _np_cross_entropy),
     OpSpec("sum", _reduction(), lambda a, axis, keepdims: a.sum(axis, keepdims),
            lambda z, axis, keepdims: np.sum(z, axis=axis, keepdims=keepdims)),
     OpSpec("mean", _reduction(), lambda a, axis, keepdims: a.mean(axis, keepdims),

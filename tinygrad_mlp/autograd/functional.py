@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .primitives import Affine
+from .primitives import Affine, CrossEntropy
 from .tensor import Tensor, apply
 
 __all__ = ["linear", "softmax", "log_softmax", "identity", "tanh", "sigmoid", "relu",
@@ -139,19 +139,18 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
     if logits.ndim not in (1, 2):
         raise ValueError(f"logits: expected a vector or a (batch, classes) matrix, got shape {logits.shape}")
     n_classes = logits.shape[-1]
-    lse = logits.logsumexp(axis=None if logits.ndim == 1 else -1)  # (a vector's only axis: no axis check)
     if logits.ndim == 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):  # one label: the hot path
         if not 0 <= y < n_classes:
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got {y}")
-        return lse - logits[int(y)]
+        return apply(CrossEntropy, (logits,), (logits.data,), (int(y),))
     y_arr = y.data if isinstance(y, Tensor) else np.asarray(y)
     if y_arr.dtype.kind in "iu" and y_arr.shape == logits.shape[:-1]:
         if y_arr.size and (y_arr.min() < 0 or y_arr.max() >= n_classes):
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got values from "
                              f"{y_arr.min()} to {y_arr.max()}")
-        picked = logits[y_arr] if logits.ndim == 1 else logits[np.arange(logits.shape[0]), y_arr]
-        per = lse - picked
+        per = apply(CrossEntropy, (logits,), (logits.data,), (int(y_arr) if logits.ndim == 1 else y_arr,))
     else:
+        lse = logits.logsumexp(axis=None if logits.ndim == 1 else -1)  # (a vector's only axis: no axis check)
         y_arr = _target_array(y, logits, "y")
         if y_arr.shape != logits.shape:
             raise ValueError(f"y: expected integer labels of shape {logits.shape[:-1]} or one-hot "

@@ -367,6 +367,34 @@ class LogSumExp(Primitive):
         return (g * (t / r),)
 
 
+class CrossEntropy(Primitive):
+    """Softmax cross-entropy with integer labels: L = logsumexp(z) − z_y per example.
+
+    For one example z (a vector of logits) and its class y, L = −log p_y with p = softmax(z), and
+    ∂L/∂z = g ⊙ (p − e_y): the practical's δ^[L] = p − y for a one-hot y.  For a batch (rows of z,
+    a vector of labels) each row is one example's loss.  One record instead of logsumexp, an index
+    and a subtraction; logsumexp's own forward and vjp run inside, so the numbers are theirs bit for bit.
+    """
+
+    name = "cross_entropy"
+
+    @staticmethod
+    def forward(z, y):
+        if z.ndim == 1:
+            lse, ctx = LogSumExp.forward(z)
+            return lse - z[y], (ctx, y)
+        lse, ctx = LogSumExp.forward(z, -1)
+        rows = np.arange(z.shape[0])
+        return lse - z[rows, y], (ctx, (rows, y))
+
+    @staticmethod
+    def vjp(g, ctx):
+        lctx, index = ctx
+        (d,) = LogSumExp.vjp(g, lctx)  # g ⊙ p
+        d[index] -= g  # g ⊙ (p − e_y)
+        return (d,)
+
+
 class Sum(Primitive):
     """out = Σ z along ``axis``.   ∂L/∂z = g broadcast back to z's shape."""
 
@@ -468,5 +496,5 @@ def _is_basic(index) -> bool:
 PRIMITIVES: dict[str, type[Primitive]] = {
     p.name: p
     for p in (Add, Sub, Neg, Mul, Div, Pow, MatMul, Affine, Tanh, Sigmoid, Relu, Exp, Log,
-              LogSumExp, Sum, Mean, Reshape, Transpose, GetItem)
+              LogSumExp, CrossEntropy, Sum, Mean, Reshape, Transpose, GetItem)
 }

@@ -464,6 +464,20 @@ class _Builder:
                     emit(f"lse_axis({a[0]}, {g.name(axis)}, {tn}, {s}, {rn})")
                 self.ctxvars[k] = s
                 self.lse_parts[k] = (tn, rn)
+            elif name == "cross_entropy" and ins[0].ndim == 1 and ob is not None \
+                    and self._lse_ok(ins[0], (None, False), ctx[0][1].reshape(()), ctx[0]):
+                # L = logsumexp(z) − z_y for one example, as CrossEntropy.forward computes it
+                lse = ctx[0][1]
+                s, tn = g.name(np.empty(lse.shape, lse.dtype), "s"), g.name(np.empty(ins[0].shape, ins[0].dtype), "t")
+                g.n += 1
+                rn = f"_r{g.n}"
+                emit(lse_flat_code(a[0], tn, s, f"_m{g.n}", rn, 1, ins[0].size))
+                o = g.name(ob, "v")
+                s0 = g.name(g.ns[s].reshape(()), "v")
+                g.alias[s0] = s
+                emit(f"sub({s0}, {a[0]}[{args[0]!r}], out={o})")
+                self.ctxvars[k] = s
+                self.lse_parts[k] = (tn, rn)
             elif name in ("sum", "mean") and ob is not None:
                 axis, keep = args
                 o = g.name(ob, "v")
@@ -727,6 +741,15 @@ class _Builder:
             emit(f"div({tn}, {rn}, out={n})")
             if not g.is_ones(gv):  # 1 · e = e exactly: a loss that is the graph's root skips the product
                 emit(f"mul({gg}, {n}, out={n})")
+            res[0] = n
+        elif name == "cross_entropy" and ci in self.ctxvars and self.ctxvars[ci].startswith("s"):
+            # CrossEntropy.vjp: g ⊙ t / r from the forward's buffers, then − g at the label
+            n = newbuf(np.shape(ins[0]), odt)
+            tn, rn = self.lse_parts[ci]
+            emit(f"div({tn}, {rn}, out={n})")
+            if not g.is_ones(gv):
+                emit(f"mul({gv}, {n}, out={n})")
+            emit(f"{n}[{args[0]!r}] -= {gv}")
             res[0] = n
         elif name in ("sum", "mean"):
             shape, axis, keep = ctx[:3]
