@@ -210,7 +210,7 @@ def test_help_names_the_default_init(capsys):
 
 
 def test_missing_optional_rows_say_so(data, monkeypatch):
-    for mod in ("torch", "tinygrad_mlp.compiler.compiled", "tinygrad_mlp.training.estimators"):
+    for mod in ("torch", "tinygrad_mlp.compiler", "tinygrad_mlp.training.estimators"):
         monkeypatch.setitem(sys.modules, mod, None)  # makes `import mod` raise ImportError
     rep = D.run_benchmark(D.Config(epochs=1, only=("torch", "compiled", "estimator"), quiet=True), data)
     assert [(r.name, r.status) for r in rep.results] == [
@@ -390,14 +390,64 @@ def test_divergence_warns_when_asked():
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-def test_weights_that_overflow_under_a_finite_loss_are_restored_to_the_epoch_start():
+def test_weights_that_overflow_under_a_finite_loss_keep_their_last_finite_values():
     # z = 1e75 · 1e75 = 1e150: L = ½ z² = 5e299 is finite, but ∂L/∂W = z x = 1e225 and η ∂L/∂W = inf.
     model = MLP([1, 1], hidden="identity", output="identity", weight_init=1e75, bias_init=0.0)
     X, Y = np.array([[1e75], [1e75]]), np.array([[0.0], [0.0]])
-    with pytest.raises(DivergenceError, match="restored") as info:
+    with pytest.raises(DivergenceError, match="last finite values, those at the start") as info:
         train(model, X, Y, epochs=3, lr=1e100, loss="squared_error", shuffle=False)
     assert (info.value.epoch, info.value.step) == (1, 2)
     assert model.layers[0].W.data[0, 0] == 1e75 and model.layers[0].b.data[0] == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("compiled", [None, "exact"])
+def test_divergence_keeps_the_finite_updates_made_earlier_in_the_epoch(compiled):
+    """Issue 13, item 8: the README promises the last finite values, not the epoch's start.
+
+    Step 1 (x = 0, y = 1e-100) moves only b: b = 0 − η (0 − 1e-100) with η = 1e100.  Step 2
+    (x = 1e75, y = 0): L = ½ (1e150)² is finite, but η ∂L/∂W = 1e100 · 1e225 overflows W.
+    The last finite weights are those after step 1.
+    """
+    model = MLP([1, 1], hidden="identity", output="identity", weight_init=1e75, bias_init=0.0)
+    X, Y = np.array([[0.0], [1e75]]), np.array([[1e-100], [0.0]])
+    with pytest.raises(DivergenceError, match="last finite values, those after step 1") as info:
+        train(model, X, Y, epochs=3, lr=1e100, loss="squared_error", shuffle=False,
+              **({"compiled": compiled} if compiled else {}))
+    assert info.value.epoch == 1
+    assert model.layers[0].W.data[0, 0] == 1e75
+    assert model.layers[0].b.data[0] == 0.0 - 1e100 * (0.0 - 1e-100)  # the finite update of step 1, kept
+    assert model.layers[0].b.data[0] != 0.0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_compiled_divergence_keeps_the_same_weights_as_eager():
+    X, Y = _diverging_problem()
+    finals = []
+    for compiled in (None, "exact"):
+        model = MLP([2, 1], hidden="identity", output="identity", weight_init=0.1, bias_init=0.0)
+        with pytest.raises(DivergenceError) as info:
+            train(model, X, Y, epochs=1000, lr=5.0, loss="squared_error", shuffle=False, compiled=compiled)
+        finals.append((model.state_dict(), info.value.epoch, info.value.step))
+    (a, ea, sa), (b, eb, sb) = finals
+    assert (ea, sa) == (eb, sb) and max_diff(a, b) == 0.0
+    assert all(np.isfinite(v).all() for v in b.values())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_divergence_is_a_value_error_as_in_scikit_learn():
+    """scikit-learn raises ValueError("Solver produced non-finite parameter weights"): the same except catches ours."""
+    from tinygrad_mlp.training.estimators import MLPRegressor
+
+    X, Y = _diverging_problem()
+    with pytest.raises(ValueError, match="diverged"):
+        train(MLP([2, 1], hidden="identity", output="identity", weight_init=0.1), X, Y, epochs=1000, lr=5.0,
+              loss="squared_error", shuffle=False)
+    rng = np.random.default_rng(0)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, batch_size=10,
+                       max_iter=20, random_state=0)
+    with pytest.raises(ValueError, match="diverged"):
+        est.fit(rng.normal(size=(60, 5)) * 100, rng.normal(size=60) * 1e3)
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -410,6 +460,7 @@ def test_weights_that_overflow_under_a_finite_loss_are_restored_to_the_epoch_sta
     (dict(epochs=1, lr=-1.0), "lr"),
     (dict(epochs=1, lr=0.1, X_val=np.zeros((2, 3))), "X_val, y_val"),
     (dict(epochs=1, lr=0.1, order=lambda e: [0]), "order"),
+    (dict(epochs=1, lr=0.1, compiled="fast"), "compiled"),
 ])
 def test_train_rejects_bad_arguments_naming_them(kwargs, name):
     m = MLP([3, 2], output="softmax", seed=0)
@@ -451,12 +502,15 @@ def test_progress_is_a_line_per_epoch_without_tqdm(monkeypatch, capsys):
     assert [line.split(" loss")[0] for line in err] == ["run: epoch 1/3", "run: epoch 2/3", "run: epoch 3/3"]
 
 
-def test_progress_uses_tqdm_when_installed_and_quiet_prints_nothing(capsys):
+def test_progress_uses_tqdm_on_a_terminal_and_quiet_prints_nothing(capsys, monkeypatch):
     pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     bar = progress_bar(2, "x")
     assert type(bar).__module__.startswith("tqdm")
     bar.close()
     assert "x:" in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert type(progress_bar(2, "x")).__name__ == "LineProgress"  # a log gets lines, not \r redraws
     assert D.main(["--epochs", "1", "--only", "reference", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
 
