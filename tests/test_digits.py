@@ -515,6 +515,100 @@ def test_progress_uses_tqdm_on_a_terminal_and_quiet_prints_nothing(capsys, monke
     assert capsys.readouterr().err == ""
 
 
+# ------------------------------------------------------------------ outputs: nothing lost
+@pytest.fixture(scope="module")
+def one_epoch_report(data):
+    return D.run_benchmark(D.Config(epochs=1, only=("tinygrad_mlp", "reference"), quiet=True), data)
+
+
+def _no_run(config):
+    pytest.fail("the benchmark ran before the output paths were checked")
+
+
+@pytest.mark.parametrize("flag, where", [
+    ("--save", "missing/m.npz"), ("--json", "missing/r.json"), ("--json", "newdir/"), ("--json", "."),
+    ("--plots", "missing/pics"), ("--plots", "afile/pics"), ("--save", "afile/m.npz"),
+])
+def test_output_paths_are_refused_before_training(tmp_path, monkeypatch, capsys, flag, where):
+    """Issue 13: a folder that does not exist, a name ending in '/', a path under a file: exit 2 first."""
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(D, "run_benchmark", _no_run)
+    monkeypatch.chdir(tmp_path)
+    assert D.main([flag, where, "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {flag}: ") and err.count("\n") == 1 and out == ""
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "newdir").exists()
+
+
+def test_json_and_save_cannot_name_the_same_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(D, "run_benchmark", _no_run)
+    assert D.main(["--save", str(tmp_path / "m"), "--json", str(tmp_path / "m"), "--quiet"]) == 2
+    assert "--json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("failing", ["--json", "--plots"])
+def test_a_failing_write_after_training_keeps_the_model(tmp_path, monkeypatch, capsys, one_epoch_report, failing):
+    """The model is written first; a later write that fails prints one error line naming its flag."""
+    serialize = pytest.importorskip("tinygrad_mlp.nn.serialize")
+    pytest.importorskip("matplotlib")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    victim = out_dir if failing == "--json" else tmp_path / "pics"
+
+    def run_then_lose_the_folder(config):  # the folder disappears while training runs
+        import shutil
+
+        if victim.exists():
+            shutil.rmtree(victim)
+        victim.write_text("now a file")
+        return one_epoch_report
+
+    monkeypatch.setattr(D, "run_benchmark", run_then_lose_the_folder)
+    model_path = tmp_path / "m.npz"
+    code = D.main(["--quiet", "--save", str(model_path), "--json", str(out_dir / "r.json"),
+                   "--plots", str(tmp_path / "pics")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {failing}: ") and "Traceback" not in err
+    assert "the model is saved" in errors[0]
+    loaded = serialize.load(model_path)
+    assert max_diff(loaded.state_dict(), one_epoch_report.get("tinygrad_mlp").weights) == 0.0
+
+
+def test_a_picture_that_fails_mid_write_leaves_the_old_one_whole(tmp_path, monkeypatch, capsys, one_epoch_report):
+    """Issue 13: outputs are atomic. savefig writes half a file, then the disk is full."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    old = b"the previous picture"
+    (tmp_path / "digits_samples.png").write_bytes(old)
+
+    def torn(self, fname, *a, **k):
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG half")
+        else:
+            Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", torn)
+    monkeypatch.setattr(D, "run_benchmark", lambda config: one_epoch_report)
+    assert D.main(["--quiet", "--plots", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --plots: ") and "No space left on device" in err
+    assert (tmp_path / "digits_samples.png").read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits_samples.png"]  # no temporary file left
+
+
+def test_json_is_written_atomically_and_replaces_the_old_one(tmp_path, monkeypatch, one_epoch_report):
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    monkeypatch.setattr(D, "run_benchmark", lambda config: one_epoch_report)
+    assert D.main(["--quiet", "--json", str(path)]) == 0
+    assert json.loads(path.read_text())["config"]["epochs"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
 # ---------------------------------------------------------------------------- pictures
 def test_plots_are_written_and_are_pngs(tmp_path, data):
     pytest.importorskip("matplotlib")

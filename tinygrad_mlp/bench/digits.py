@@ -36,6 +36,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..files import OutputPathError, atomic_write_text, check_output_path
 from ..nn.layers import MLP
 from ..training.sklearn_compat import as_random_state, sklearn_epoch_order, sklearn_init
 from ..training.loop import accuracy, predict, run_epochs, train
@@ -661,7 +662,7 @@ def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
     from . import plots
 
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)  # only the folder itself: its parent must exist (files.check_output_path)
     d = rep.setup.data
     ours = rep.get("tinygrad_mlp")
     # The first test digits, then (when there is a model) up to 8 it gets wrong.
@@ -722,8 +723,15 @@ def _systems(s: str) -> tuple:
     return names
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad value prints the one line that matters (naming the flag) and a hint, not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n(python -m tinygrad_mlp digits --help lists the flags)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m tinygrad_mlp digits",
         description="The practical's Question 3: an MLP (64-50-10, tanh, softmax cross-entropy) trained by\n"
                     "per-example SGD on scikit-learn's digits, next to scikit-learn, the hand-written backprop\n"
@@ -779,16 +787,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.save and args.only and "tinygrad_mlp" not in args.only:
         print("error: --save: needs the tinygrad_mlp system, which --only leaves out", file=sys.stderr)
         return 2
-    # Output paths are checked before the run, not after minutes of training.
-    for flag, value, want_dir in (("--json", args.json, False), ("--save", args.save, False),
-                                  ("--plots", args.plots, True)):
+    # Every output path is checked before the run, not after minutes of training (files.py's one rule:
+    # the folder must exist; --plots DIR may itself be new, inside an existing folder).
+    for flag, value, kind in (("--save", args.save, "file"), ("--json", args.json, "file"),
+                              ("--plots", args.plots, "folder")):
         if value is None:
             continue
-        path = Path(value)
-        if not value or (path.is_dir() if not want_dir else path.exists() and not path.is_dir()):
-            kind = "a directory" if want_dir else "a file path"
-            print(f"error: {flag}: expected {kind}, got {value!r}", file=sys.stderr)
+        try:
+            check_output_path(value, flag, kind)
+        except OutputPathError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
+    if args.save and args.json and os.path.realpath(args.save) == os.path.realpath(args.json):
+        print(f"error: --json: {args.json!r} is also the --save path; the report would replace the model",
+              file=sys.stderr)
+        return 2
     config = Config(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed, init=args.init,
                     scale=args.scale, only=args.only, quiet=args.quiet, threads=args.threads or None,
                     compiled=args.compiled)
@@ -799,28 +812,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: tinygrad_mlp and the hand-written backprop disagree by {rep.max_weight_diff_vs_reference:.3g} "
               f"> {WEIGHT_TOLERANCE:g}", file=sys.stderr)
         status = 1
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
-        print(f"wrote {path}")
-    if args.plots:
-        for p in write_plots(rep, args.plots):
-            print(f"wrote {p}")
+    # The model first: it cost the training.  Each write after it may fail on its own (a full disk, a
+    # folder removed meanwhile) with one error line naming its flag; the others still happen.
+    writes = []
     if args.save:
+        writes.append(("--save", lambda: [_save_model(rep, config, args.save)]))
+    if args.json:
+        writes.append(("--json", lambda: [atomic_write_text(args.json, json.dumps(rep.to_json(), indent=2) + "\n",
+                                                             "--json")]))
+    if args.plots:
+        writes.append(("--plots", lambda: write_plots(rep, args.plots)))
+    saved = False
+    for flag, write in writes:
         try:
-            from ..nn.serialize import save
-        except ImportError:
-            print("error: --save: tinygrad_mlp.serialize is not available in this build", file=sys.stderr)
-            return 1
-        ours = rep.get("tinygrad_mlp")
-        # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
-        meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "dataset": "sklearn.datasets.load_digits",
-                "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
-                "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
-        saved = save(ours.model, args.save, meta=meta)
-        print(f"wrote {saved if saved is not None else args.save}")
+            for path in write():
+                print(f"wrote {path}")
+            saved = saved or flag == "--save"
+        except (OSError, ValueError) as e:
+            kept = f" (the model is saved in {args.save})" if saved else ""
+            print(f"error: {flag}: {_why(e)}{kept}", file=sys.stderr)
+            status = 1
     return status
+
+
+def _why(e: Exception) -> str:
+    """An OSError as "could not write PATH: reason"; anything else as its message."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"could not write {e.filename!s}: {e.strerror}" if e.filename else e.strerror
+    return str(e)
+
+
+def _save_model(rep: Report, config: Config, path: str) -> Path:
+    from ..nn.serialize import save
+
+    ours = rep.get("tinygrad_mlp")
+    # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
+    meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "dataset": "sklearn.datasets.load_digits",
+            "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
+            "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
+    saved = save(ours.model, path, meta=meta)
+    return saved if saved is not None else Path(path)
 
 
 if __name__ == "__main__":
