@@ -32,16 +32,15 @@ of the flat parameter vector θ = [vec W^[1]ᵀ, …, vec W^[L]ᵀ, b^[1], …, 
 to ``scipy.optimize.minimize(method="L-BFGS-B")`` with scikit-learn's options.
 
 Divergence: a batch whose loss is not finite is not applied; training stops with
-:class:`NonFiniteWeightsError` (a ``ValueError`` whose message starts as scikit-learn's, "Solver
-produced non-finite parameter weights...", and a :class:`~tinygrad_mlp.training.loop.DivergenceError`
-naming the epoch and the step) under ``on_divergence="raise"``, or with a
+:class:`~tinygrad_mlp.training.loop.DivergenceError` (a ``ValueError`` whose message starts as
+scikit-learn's, "Solver produced non-finite parameter weights...", then names the epoch and the
+step) under ``on_divergence="raise"``, or with a
 :class:`~tinygrad_mlp.training.loop.DivergenceWarning` under ``"warn"``; ``coefs_`` / ``intercepts_``
 hold the last finite weights.  With ``early_stopping=True`` the epoch gets a NaN validation score,
 the best weights are restored (as scikit-learn ends such a run) and a DivergenceWarning says so.
 """
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import warnings
@@ -66,10 +65,10 @@ from ..autograd import functional as F
 from ..autograd.tensor import Tensor, _new, no_grad
 from ..nn.layers import MLP
 from ..nn.optim import SGD, Adam
-from .loop import DivergenceError, DivergenceWarning
+from .loop import DivergenceError, DivergenceWarning, Steps, run_epochs
 from .sklearn_compat import sklearn_epoch_order, sklearn_init
 
-__all__ = ["MLPClassifier", "MLPRegressor", "NonFiniteWeightsError"]
+__all__ = ["MLPClassifier", "MLPRegressor"]
 
 # scikit-learn's activation names -> ours
 _ACTIVATION = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -83,10 +82,6 @@ _ZERO_ONE = np.array([0.0, 1.0])
 # scikit-learn's own words, so that `except ValueError` and `pytest.raises(match=...)` written for it hold
 _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values and need "
                "to be preprocessed.")
-
-
-class NonFiniteWeightsError(DivergenceError, ValueError):
-    """Training diverged: a ``ValueError`` as scikit-learn raises, and a DivergenceError naming epoch and step."""
 
 
 # ------------------------------------------------------------------------------------- losses
@@ -155,6 +150,55 @@ class _ScheduledSGD(_SGD):
             self.velocity[i] = u
             p.data += mu * u - lr * g if self.nesterov else u
 
+
+class _WeightedSteps:
+    """An estimator's steps where :class:`~tinygrad_mlp.training.loop.Steps` does not reach.
+
+    Sparse X (a batch stays sparse into the first matmul), sample weights (L_B = Σ w_i ℓ_i / S_B), a
+    Poisson loss's constant, and the multi-output regressor's reported loss: the same epoch protocol
+    (``run``, ``begin``, ``weights_finite``, ``recover``), eager steps on the tape.
+    """
+
+    def __init__(self, est, X, Y, sample_weight, batch_size, scale):
+        self.X, self.Y, self.w, self.batch_size = X, Y, sample_weight, batch_size
+        self.optimizer = est._optimizer
+        self.params = est._model.parameters()
+        self.Ws = [layer.W for layer in est._model.layers]
+        self.objective, self.reported = est._objective(scale)
+        self._start = None
+
+    def steps_per_epoch(self, n: int) -> int:
+        return -(-n // self.batch_size)
+
+    def begin(self) -> None:
+        self._start = [p.data.copy() for p in self.params]
+
+    def weights_finite(self) -> bool:
+        return all(np.isfinite(p.data).all() for p in self.params)
+
+    def run(self, idx):
+        X, Y, w, bs, opt = self.X, self.Y, self.w, self.batch_size, self.optimizer
+        objective, reported, Ws, isfinite = self.objective, self.reported, self.Ws, math.isfinite
+        total = 0.0
+        for s, start in enumerate(range(0, len(idx), bs)):
+            rows = idx[start:start + bs]
+            opt.zero_grad()
+            loss, S = objective(X[rows], Y[rows], None if w is None else w[rows])
+            v = loss.data.item()
+            if not isfinite(v):  # checked before backward, so the update is never applied
+                return total, s, (s, v)
+            total += reported(v, [W.data for W in Ws], S) * len(rows)
+            loss.backward()
+            opt.step()
+        return total, self.steps_per_epoch(len(idx)), None
+
+    def recover(self, idx, steps):
+        self.optimizer.zero_grad()
+        if self.weights_finite():
+            return steps, "the weights stay at their last finite values (that step's update was not applied)"
+        for p, a in zip(self.params, self._start):
+            p.data[...] = a
+        return 0, "the weights were restored to their values at the start of this epoch"
 
 # ------------------------------------------------------------------------------- validation
 def _check_params(est) -> tuple:
@@ -334,7 +378,7 @@ class _BaseMLP(BaseEstimator):
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=model.dtype)
         try:
-            # Divergence is reported once (NonFiniteWeightsError or DivergenceWarning), not by NumPy's
+            # Divergence is reported once (DivergenceError or DivergenceWarning), not by NumPy's
             # overflow warnings on the way there.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 if self.solver == "lbfgs":
@@ -344,7 +388,7 @@ class _BaseMLP(BaseEstimator):
         finally:
             self._store_weights()
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
-            raise NonFiniteWeightsError(_NON_FINITE, self.n_iter_, 0)
+            raise DivergenceError(_NON_FINITE, self.n_iter_, 0)
         return self
 
     def _new_model(self, layer_units, dtype) -> MLP:
@@ -562,7 +606,41 @@ class _BaseMLP(BaseEstimator):
             return np.nan
         return self._score_fn()(y_val, self._predict_from_logits(z), sample_weight=sw_val)
 
+    def _step_loss(self):
+        """L_B(z, t) for :class:`~tinygrad_mlp.training.loop.Steps`: the data term's mean plus α ΣW² / (2 n_B).
+
+        z is one example's z^[L] (batch_size=1) or a batch's; t its target: a class index for a softmax
+        output (so the per-example step is F.cross_entropy's two records, as ``train``'s), else the row(s)
+        of Y.
+        """
+        Ws = [layer.W for layer in self._model.layers]
+        alpha = float(self.alpha)
+        if self.out_activation_ == "softmax":
+            def data(z, t):
+                return F.cross_entropy(z, t, "mean")
+        else:
+            rows = self._loss_fn()
+
+            def data(z, t):
+                return rows(z, t).mean()
+        if not alpha:
+            return data
+
+        def loss(z, t):
+            reg = (Ws[0] * Ws[0]).sum()
+            for W in Ws[1:]:
+                reg = reg + (W * W).sum()
+            return data(z, t) + reg * (0.5 * alpha / (z.shape[0] if z.ndim == 2 else 1))
+        return loss
+
     def _fit_stochastic(self, X, Y, sample_weight, incremental):
+        """Epochs of mini-batch steps through the shared loop (:func:`~tinygrad_mlp.training.loop.run_epochs`).
+
+        The steps are the loop's :class:`~tinygrad_mlp.training.loop.Steps` (eager or compiled) for
+        dense X without sample weights; sparse X, sample weights and the reported-loss wrinkles of a
+        multi-output or Poisson regressor take :class:`_WeightedSteps`.  scikit-learn's per-epoch
+        bookkeeping (loss curve, validation score, stopping rule, schedules) is the loop's callback.
+        """
         model = self._model
         params = model.parameters()
         if not incremental or not hasattr(self, "_optimizer"):
@@ -576,29 +654,6 @@ class _BaseMLP(BaseEstimator):
             if self.validation_scores_ is None:  # warm start after a fit without early stopping
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
         Y = np.ascontiguousarray(Y, dtype=model.dtype)
-        objective, reported = self._objective(self._reported_scale(Y))
-        sparse = sp.issparse(X)
-
-        run = None
-        if self.compiled and not sparse:  # a capture replays dense buffers; sparse batches run eagerly
-            try:
-                from ..compiler.compiled import CaptureError as capture_error, compile as compile_step
-            except ImportError as e:
-                raise ImportError(f"compiled: compiled=True needs tinygrad_mlp.compiler.compiled, which failed to "
-                                  f"import ({e})") from e
-
-            def full_step(xb, yb, wb=None):
-                opt.zero_grad()
-                loss = objective(xb, yb, wb)[0]
-                loss.backward()
-                opt.step()
-                return loss
-
-            # X was validated once in fit; captures once per batch shape (the last batch may be smaller)
-            run = compile_step(full_step, check_finite=False)
-            saved = [p.data.copy() for p in params]
-            captured = set()
-
         n = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -606,74 +661,34 @@ class _BaseMLP(BaseEstimator):
             if self.batch_size > n:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n))
-        starts = range(0, n, batch_size)
+        scale = self._reported_scale(Y)
+        if sp.issparse(X) or sample_weight is not None or scale != 1.0 or self.out_activation_ == "exp":
+            steps = _WeightedSteps(self, X, Y, sample_weight, batch_size, scale)
+        else:
+            compiled = "exact" if self.compiled else None
+            # Class indices for a softmax output, eagerly; a replay freezes Python ints, so it takes one-hot rows.
+            T = Y.argmax(axis=1) if self.out_activation_ == "softmax" and compiled is None else Y
+            steps = Steps(model, opt, self._step_loss(), X, T, batch_size=batch_size, compiled=compiled)
+
         idx = np.arange(n)
         rng = self._random_state
-        isfinite = math.isfinite
-        self.n_iter_ = 0
-        for epoch in range(self.max_iter):
+
+        def order(epoch):
+            nonlocal idx
             if self.shuffle:
                 idx = sklearn_epoch_order(idx, rng)
-            at_start = [p.data.copy() for p in params]
-            total = 0.0
-            bad = None
-            for s, start in enumerate(starts):
-                rows = idx[start:start + batch_size] if self.shuffle else slice(start, start + batch_size)
-                xb, yb = X[rows], Y[rows]
-                wb = None if sample_weight is None else sample_weight[rows]
-                v = None
-                if run is not None:
-                    for buf, p in zip(saved, params):
-                        np.copyto(buf, p.data)
-                    # A new batch shape means a capture, which runs the step eagerly and may fail after the
-                    # optimiser moved: keep its state (velocity, moments, t) to undo that.
-                    opt_state = None
-                    if xb.shape not in captured:
-                        captured.add(xb.shape)
-                        opt_state = {k: copy.deepcopy(v) for k, v in vars(opt).items() if k != "params"}
-                    try:
-                        out = run(xb, yb) if wb is None else run(xb, yb, wb)
-                    except capture_error as e:
-                        warnings.warn(f"compiled: this step could not be captured, training continues eagerly ({e})",
-                                      RuntimeWarning, stacklevel=3)
-                        for buf, p in zip(saved, params):
-                            p.data[...] = buf
-                        if opt_state is not None:
-                            vars(opt).update(opt_state)
-                        run = None
-                    else:
-                        v = float(out.data) if isinstance(out, Tensor) else float(out)
-                        if not isfinite(v):  # the replay has already applied this step: undo it
-                            for buf, p in zip(saved, params):
-                                p.data[...] = buf
-                            bad = (s, v)
-                            break
-                        v = reported(v, saved[0::2], xb.shape[0] if wb is None else float(wb.sum()))
-                if v is None:
-                    opt.zero_grad()
-                    loss, sw = objective(xb, yb, wb)
-                    v = loss.data.item()
-                    if not isfinite(v):  # checked before backward, so the update is never applied
-                        bad = (s, v)
-                        break
-                    v = reported(v, [W.data for W in (layer.W for layer in model.layers)], sw)
-                    loss.backward()
-                    opt.step()
-                total += v * xb.shape[0]
-            weights_ok = bad is None and all(np.isfinite(p.data).all() for p in params)
-            if not weights_ok:
-                opt.zero_grad()
-                self._diverged(epoch, bad, len(starts), params, at_start,
-                               (X_val, y_val, sw_val) if early_stopping else None)
-                break
+            return idx
+
+        def end_of_epoch(epoch, hist):
+            """scikit-learn's bookkeeping after an epoch; True stops training."""
             self.n_iter_ += 1
-            self.loss_ = total / n
+            self.loss_ = hist.loss[-1]
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            # scikit-learn's stopping rule: no improvement by tol for more than n_iter_no_change epochs,
-            # of the validation score under early stopping, else of the training loss.
+            # No improvement by tol for more than n_iter_no_change epochs: of the validation score under
+            # early stopping, else of the training loss.
             if early_stopping:
                 score = self._validation_score(X_val, y_val, sw_val)
                 self.validation_scores_.append(score)
@@ -709,40 +724,40 @@ class _BaseMLP(BaseEstimator):
                         tail = (" Learning rate too small. Stopping."
                                 if self.solver == "sgd" and self.learning_rate == "adaptive" else " Stopping.")
                         print(msg + tail)
-                    break
+                    return True
             if incremental:
-                break
+                return True
             if self.n_iter_ == self.max_iter:
                 warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
                               "hasn't converged yet." % self.max_iter, ConvergenceWarning)
-        if early_stopping:
-            for p, best in zip(params, self._best_params):
-                p.data[...] = best
+            return False
 
-    def _diverged(self, epoch, bad, n_steps, params, at_start, validation):
-        if bad is not None:
-            where = f"epoch {epoch + 1}, step {bad[0] + 1} of {n_steps}: the loss is {bad[1]}"
-            step = bad[0] + 1
-            kept = "the weights stay at their last finite values (that step's update was not applied)"
-        else:
-            where = f"epoch {epoch + 1}: the weights became non-finite while the loss stayed finite"
-            step = n_steps
-            for p, a in zip(params, at_start):
-                p.data[...] = a
-            kept = f"the weights were restored to their values at the start of epoch {epoch + 1}"
-        hint = ("Try a smaller learning_rate_init, a smaller batch-size-to-rate ratio, or scaled inputs.")
-        if validation is not None:
-            # scikit-learn scores a diverged epoch NaN and ends with its best weights; so does this, and says so.
+        self.n_iter_ = 0
+        hint = "Try a smaller learning_rate_init, a smaller batch-size-to-rate ratio, or scaled inputs."
+        if not early_stopping:
+            try:
+                run_epochs(steps, epochs=self.max_iter, order=order, callback=end_of_epoch, hint=hint,
+                           on_divergence=self.on_divergence)
+            except DivergenceError as e:  # scikit-learn's words first, then where and what was kept
+                raise DivergenceError(f"{_NON_FINITE} {e}", e.epoch, e.step) from None
+            return
+        # Under early stopping a diverged epoch scores NaN and the run ends with the best weights, as
+        # scikit-learn's does: the loop's own report (which keeps the last finite weights) is replaced.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DivergenceWarning)
+            hist = run_epochs(steps, epochs=self.max_iter, order=order, callback=end_of_epoch, hint=hint,
+                              on_divergence="warn")
+        for w in caught:
+            if not issubclass(w.category, DivergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if hist.diverged:
             self.n_iter_ += 1
             self.validation_scores_.append(np.nan)
-            warnings.warn(f"training diverged at {where}; its validation score is NaN and the best weights "
+            warnings.warn(f"{hist.message.split('; ')[0]}; its validation score is NaN and the best weights "
                           f"(validation score {self.best_validation_score_}) are restored. {hint}",
                           DivergenceWarning, stacklevel=4)
-            return
-        msg = f"{_NON_FINITE} Training diverged at {where}; {kept}. {hint}"
-        if self.on_divergence == "raise":
-            raise NonFiniteWeightsError(msg, epoch + 1, step)
-        warnings.warn(msg, DivergenceWarning, stacklevel=4)
+        for p, best in zip(params, self._best_params):
+            p.data[...] = best
 
     # --- prediction ---------------------------------------------------------------------
     def _forward(self, X, model=None) -> np.ndarray:
@@ -801,7 +816,7 @@ class _BaseMLP(BaseEstimator):
 
         Raises
         ------
-        NonFiniteWeightsError
+        DivergenceError
             A ValueError: when a batch's loss is not finite and ``on_divergence="raise"``.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
