@@ -537,3 +537,16 @@ def test_momentum_one_is_allowed_and_equals_scikit_learns(digits):
     ours, sk = _both(MLPClassifier, SkClassifier, X[:300], y[:300], hidden_layer_sizes=(8,), solver="sgd",
                      momentum=1.0, learning_rate_init=1e-3, batch_size=50, max_iter=3, random_state=0)
     assert _max_diff(ours, sk) < 1e-10
+
+
+def test_bad_hyper_parameters_raise_scikit_learns_exception_class(digits):
+    from sklearn.utils._param_validation import InvalidParameterError
+    X, y = digits
+    for kw in (dict(alpha=-1.0), dict(solver="newton"), dict(max_fun=0), dict(validation_fraction=1.0),
+               dict(early_stopping="yes")):
+        with pytest.raises(InvalidParameterError) as ours:
+            MLPClassifier(**kw).fit(X[:20], y[:20])
+        with pytest.raises(InvalidParameterError):
+            SkClassifier(**kw).fit(X[:20], y[:20])
+        assert isinstance(ours.value, ValueError) and isinstance(ours.value, TypeError)
+        assert str(ours.value).startswith(next(iter(kw)) + ":")

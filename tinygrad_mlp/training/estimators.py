@@ -201,6 +201,13 @@ class _WeightedSteps:
         return 0, "the weights were restored to their values at the start of this epoch"
 
 # ------------------------------------------------------------------------------- validation
+try:  # scikit-learn's class for a bad hyper-parameter: both a ValueError and a TypeError
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:  # pragma: no cover - scikit-learn < 1.2
+    class InvalidParameterError(ValueError, TypeError):
+        """A hyper-parameter out of its documented range or of the wrong type."""
+
+
 def _check_params(est) -> tuple:
     """Validate the hyper-parameters at fit time (scikit-learn validates there, not in ``__init__``)."""
     def real(name, low, high=None, low_open=False, high_open=False):
@@ -211,7 +218,7 @@ def _check_params(est) -> tuple:
         if not ok:
             lo = "(" if low_open else "["
             hi = "inf)" if high is None else (f"{high})" if high_open else f"{high}]")
-            raise ValueError(f"{name}: expected a real number in {lo}{low}, {hi}, got {v!r}")
+            raise InvalidParameterError(f"{name}: expected a real number in {lo}{low}, {hi}, got {v!r}")
         return float(v)
 
     def integer(name, low, allow_inf=False):
@@ -219,26 +226,26 @@ def _check_params(est) -> tuple:
         if allow_inf and isinstance(v, float) and v == np.inf:
             return v
         if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
-            raise ValueError(f"{name}: expected an int >= {low}{' or np.inf' if allow_inf else ''}, got {v!r}")
+            raise InvalidParameterError(f"{name}: expected an int >= {low}{' or np.inf' if allow_inf else ''}, got {v!r}")
         return int(v)
 
     def choice(name, options):
         v = getattr(est, name)
         if not isinstance(v, str) or v not in options:
-            raise ValueError(f"{name}: expected one of {list(options)}, got {v!r}")
+            raise InvalidParameterError(f"{name}: expected one of {list(options)}, got {v!r}")
         return v
 
     def boolean(name):
         v = getattr(est, name)
         if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name}: expected a bool, got {v!r}")
+            raise InvalidParameterError(f"{name}: expected a bool, got {v!r}")
         return bool(v)
 
     sizes = est.hidden_layer_sizes
     sizes = list(sizes) if hasattr(sizes, "__iter__") and not isinstance(sizes, str) else [sizes]
     for s in sizes:
         if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s <= 0:
-            raise ValueError(f"hidden_layer_sizes: expected positive ints (units per hidden layer), got "
+            raise InvalidParameterError(f"hidden_layer_sizes: expected positive ints (units per hidden layer), got "
                              f"{est.hidden_layer_sizes!r}")
     choice("activation", tuple(_ACTIVATION))
     choice("solver", _SOLVERS)
@@ -261,7 +268,7 @@ def _check_params(est) -> tuple:
     for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "compiled"):
         boolean(name)
     if not (isinstance(est.verbose, numbers.Integral) or isinstance(est.verbose, (bool, np.bool_))):
-        raise ValueError(f"verbose: expected a bool or an int, got {est.verbose!r}")
+        raise InvalidParameterError(f"verbose: expected a bool or an int, got {est.verbose!r}")
     if est.batch_size != "auto":
         integer("batch_size", 1)
     check_random_state(est.random_state)  # raises ValueError naming what it got
