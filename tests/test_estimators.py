@@ -22,6 +22,16 @@ from tinygrad_mlp.autograd.tensor import Tensor
 from tinygrad_mlp.training.loop import DivergenceError, DivergenceWarning
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """These fits multiply small matrices, (n, 64) by a transposed (64, h) view; on a busy 2-core machine
+    OpenBLAS's threaded kernel for that layout was seen to spin for ~10 ms per call (lbfgs tests of 1 s took
+    20 s).  One thread changes no number (each product is the same dot products), only the waiting."""
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 def _expected_failed_checks(estimator):
     # Every check passes; a check that ever fails must be listed here with its reason
     # (check name -> reason), never silently skipped.
