@@ -560,3 +560,29 @@ def test_bad_hyper_parameters_raise_scikit_learns_exception_class(digits):
             SkClassifier(**kw).fit(X[:20], y[:20])
         assert isinstance(ours.value, ValueError) and isinstance(ours.value, TypeError)
         assert str(ours.value).startswith(next(iter(kw)) + ":")
+
+
+def test_early_stopping_with_sample_weight_and_sparse_X_equals_scikit_learns(digits):
+    import scipy.sparse as sp
+    X, y = digits
+    w = np.random.default_rng(1).uniform(0.2, 2.0, size=len(X))
+    kw = dict(hidden_layer_sizes=(10,), solver="adam", batch_size=64, early_stopping=True, n_iter_no_change=2,
+              tol=1e-3, max_iter=40, random_state=5, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**kw).fit(sp.csr_matrix(X), y, sample_weight=w)
+        sk = SkClassifier(**kw).fit(sp.csr_matrix(X), y, sample_weight=w)
+    assert ours.n_iter_ == sk.n_iter_ < 40
+    np.testing.assert_allclose(ours.validation_scores_, sk.validation_scores_, rtol=0, atol=1e-8)
+    assert _max_diff(ours, sk) < 1e-8
+
+
+def test_regressor_parameters_are_scikit_learns_in_order():
+    import inspect
+    for ours, sk in ((MLPRegressor, SkRegressor), (MLPClassifier, SkClassifier)):
+        ours_p = list(inspect.signature(ours.__init__).parameters)[1:]
+        sk_p = list(inspect.signature(sk.__init__).parameters)[1:]
+        assert ours_p[:len(sk_p)] == sk_p  # same names, same order (MLPRegressor's first positional is loss)
+        assert ours_p[len(sk_p):] == ["compiled", "on_divergence"]
+        shared = ours().get_params()
+        assert {k: shared[k] for k in sk_p} == sk().get_params()
