@@ -258,18 +258,22 @@ def test_init_stores_anything_and_fit_names_the_bad_parameter(digits):
     X, y = digits
     est = MLPClassifier(solver="newton", alpha=-1)  # no validation in __init__, as scikit-learn requires
     assert est.get_params()["solver"] == "newton"
-    with pytest.raises(ValueError, match=r"^solver: expected one of \['lbfgs', 'sgd', 'adam'\], got 'newton'"):
+    with pytest.raises(ValueError, match=r"^solver: The 'solver' parameter of MLPClassifier must be a str among "
+                                         r"\{.*'lbfgs'.*\}\. Got 'newton' instead\."):
         est.fit(X[:20], y[:20])
 
 
 @pytest.mark.parametrize("param,value,match", [
-    ("hidden_layer_sizes", (10, 0), r"^hidden_layer_sizes: expected positive ints"),
-    ("activation", "softmax", r"^activation: expected one of"),
-    ("alpha", -1.0, r"^alpha: expected a real number in \[0.0, inf\)"),
-    ("batch_size", 0, r"^batch_size: expected an int >= 1"),
-    ("learning_rate_init", 0.0, r"^learning_rate_init: expected a real number in \(0.0, inf\)"),
-    ("max_iter", 0, r"^max_iter: expected an int >= 1"),
-    ("momentum", 1.5, r"^momentum: expected a real number in \[0.0, 1.0\]"),
+    # scikit-learn's own words after the name (its estimators' constraints), where it has the parameter
+    ("hidden_layer_sizes", (10, 0), r"^hidden_layer_sizes: expected positive ints .*must be > 0"),
+    ("activation", "softmax", r"^activation: The 'activation' parameter of MLPRegressor must be a str among"),
+    ("alpha", -1.0, r"^alpha: The 'alpha' parameter of MLPRegressor must be a float in the range \[0.0, inf\)\. "
+                    r"Got -1.0 instead\."),
+    ("alpha", np.inf, r"^alpha: The 'alpha' parameter .* Got inf instead"),
+    ("batch_size", 0, r"^batch_size: The 'batch_size' parameter .* an int in the range \[1, inf\)"),
+    ("learning_rate_init", 0.0, r"^learning_rate_init: .* must be a float in the range \(0.0, inf\)"),
+    ("max_iter", 0, r"^max_iter: .* must be an int in the range \[1, inf\)"),
+    ("momentum", 1.5, r"^momentum: .* must be a float in the range \[0.0, 1.0\]"),
     ("on_divergence", "ignore", r"^on_divergence: expected one of \['raise', 'warn'\]"),
     ("compiled", "yes", r"^compiled: expected a bool"),
 ])

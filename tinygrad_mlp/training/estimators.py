@@ -208,6 +208,27 @@ except ImportError:  # pragma: no cover - scikit-learn < 1.2
         """A hyper-parameter out of its documented range or of the wrong type."""
 
 
+def _sklearn_check(est) -> None:
+    """scikit-learn's own check of the parameters it shares, its message prefixed by the parameter's name.
+
+    The same rules and words as ``sklearn.neural_network``'s estimators (the constraints are read from
+    them), so ``pytest.raises(match=...)`` written for scikit-learn holds; skipped if a scikit-learn
+    version lacks that machinery, leaving the checks below.
+    """
+    try:
+        from sklearn import neural_network
+        from sklearn.utils._param_validation import validate_parameter_constraints
+        constraints = getattr(neural_network, type(est).__name__)._parameter_constraints
+    except (ImportError, AttributeError):  # pragma: no cover - other scikit-learn versions
+        return
+    params = {k: getattr(est, k) for k in constraints if hasattr(est, k)}
+    try:
+        validate_parameter_constraints(constraints, params, caller_name=type(est).__name__)
+    except InvalidParameterError as e:
+        name = str(e).split("'")[1] if str(e).startswith("The '") else "parameters"
+        raise InvalidParameterError(f"{name}: {e}") from None
+
+
 def _check_params(est) -> tuple:
     """Validate the hyper-parameters at fit time (scikit-learn validates there, not in ``__init__``)."""
     def real(name, low, high=None, low_open=False, high_open=False):
@@ -241,12 +262,13 @@ def _check_params(est) -> tuple:
             raise InvalidParameterError(f"{name}: expected a bool, got {v!r}")
         return bool(v)
 
+    _sklearn_check(est)
     sizes = est.hidden_layer_sizes
     sizes = list(sizes) if hasattr(sizes, "__iter__") and not isinstance(sizes, str) else [sizes]
     for s in sizes:
         if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s <= 0:
-            raise InvalidParameterError(f"hidden_layer_sizes: expected positive ints (units per hidden layer), got "
-                             f"{est.hidden_layer_sizes!r}")
+            raise InvalidParameterError(f"hidden_layer_sizes: expected positive ints (units per hidden layer); "
+                                        f"hidden_layer_sizes must be > 0, got {est.hidden_layer_sizes!r}.")
     choice("activation", tuple(_ACTIVATION))
     choice("solver", _SOLVERS)
     choice("learning_rate", _SCHEDULES)
