@@ -949,6 +949,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The class labels, in the order of ``predict_proba``'s columns.
     """)
 
+    loss = "log_loss"  # not a parameter; scikit-learn's classifier carries the same fixed attribute
+
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_X_y(self, X, y, reset)
         if y.ndim == 2 and y.shape[1] == 1:
