@@ -30,6 +30,16 @@ _IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor"
 _OURS = "from tinygrad_mlp.training.estimators import MLPClassifier, MLPRegressor"
 
 
+_CONFTEST = """\
+try:
+    from sklearn.conftest import pytest_generate_tests  # noqa: F401
+except Exception:  # a scikit-learn without it: its default seed
+    def pytest_generate_tests(metafunc):
+        if "global_random_seed" in metafunc.fixturenames:
+            metafunc.parametrize("global_random_seed", [42])
+"""
+
+
 def _module_source() -> str:
     path = Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
     if not path.exists():
@@ -42,7 +52,7 @@ def test_scikit_learns_mlp_test_module_passes_against_ours(tmp_path):
     assert src.count(_IMPORT) == 1, "scikit-learn's import line changed: update _IMPORT"
     (tmp_path / "test_mlp_ours.py").write_text(src.replace(_IMPORT, _OURS))
     # scikit-learn's conftest parametrizes its global_random_seed fixture (42 by default); the copy gets the same.
-    (tmp_path / "conftest.py").write_text("from sklearn.conftest import pytest_generate_tests  # noqa: F401\n")
+    (tmp_path / "conftest.py").write_text(_CONFTEST)
     deselect = []
     for name in DESELECTED:
         deselect += ["--deselect", f"test_mlp_ours.py::{name}"]
