@@ -195,17 +195,33 @@ class MLP:
         (e.g. |x| ≈ 1e308 through W^[1]), instead of returning inf or NaN.
         """
         h = self._input(x)
-        g = self._g
-        last = len(self.layers) - 1
         # One errstate per forward, not per op: an overflow becomes the ValueError below, not a warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            for l, layer in enumerate(self.layers):
-                z = layer(h)
-                if l == last:
-                    break
-                h = g(z)
+            z = self.forward_logits(h)
         _check_forward(z.data)
         return z
+
+    def forward_logits(self, h: Tensor) -> Tensor:
+        """z^[L] from h^[0] = ``h``, a Tensor already checked: the forward every training loop runs.
+
+        One example (shape (d₀,)): z^[l] = W^[l] h^[l−1] + b^[l]; a batch (n, d₀), rows are
+        examples: z^[l] = h^[l−1] W^[l]ᵀ + b^[l]; h^[l] = g(z^[l]) between layers.
+
+        No checks here (that is :meth:`logits`' job, at the public boundary): the training loop
+        validates its data once, then calls this for every step, where a per-step check would
+        cost more than the arithmetic of a small layer.  An overflow shows up as a non-finite loss,
+        which the loop checks.
+        """
+        g = self._g
+        pairs = [(layer.W, layer.b) for layer in self.layers]
+        W, b = pairs.pop()
+        if h.ndim == 1:
+            for Wl, bl in pairs:
+                h = g(Wl @ h + bl)
+            return W @ h + b
+        for Wl, bl in pairs:
+            h = g(h @ Wl.T + bl)
+        return h @ W.T + b
 
     def __call__(self, x) -> Tensor:
         """h^[L] = g_out(z^[L]): the network's output ŷ (or p for softmax)."""
