@@ -656,7 +656,7 @@ def test_learning_curves_stop_at_the_epochs_run_and_say_which_coincide():
     assert len(set(markers)) == len(markers) and "None" not in markers  # each system its own marker
     starts = {line.get_markevery()[0] for line in fig.axes[0].lines}
     assert len(starts) > 1  # placed at different epochs, so coinciding curves show each marker
-    note = " ".join(t.get_text() for t in fig.texts)
+    note = " ".join(" ".join(t.get_text() for t in fig.texts).split())  # wrapped lines joined
     assert "These 3 start from the same weights" in note and "tinygrad_mlp, reference, compiled" in note
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "sklearn_adam (row) (31 epochs, first 16 shown)" in labels

@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -706,8 +707,8 @@ def _coincide_note(rep: Report) -> str:
     for names in groups:
         same = [r.label.split(" (")[0] for r in rep.results if r.status == "ok" and r.name in names and r.loss_curve]
         if len(same) > 1:
-            lines.append(f"These {len(same)} start from the same weights and see the same example order, so their "
-                         f"curves lie on one line: " + ", ".join(same))
+            lines.append(textwrap.fill(f"These {len(same)} start from the same weights and see the same example "
+                                       f"order, so their curves lie on one line: " + ", ".join(same), 110))
     if lines:
         lines.append("(each system's markers sit at different epochs, so each curve stays visible)")
     return "\n".join(lines)

@@ -186,15 +186,14 @@ class MLP:
         which the loop checks.
         """
         g = self._g
-        pairs = [(layer.W, layer.b) for layer in self.layers]
-        W, b = pairs.pop()
+        *hidden, last = self.layers
         if h.ndim == 1:
-            for Wl, bl in pairs:
-                h = g(Wl @ h + bl)
-            return W @ h + b
-        for Wl, bl in pairs:
-            h = g(h @ Wl.T + bl)
-        return h @ W.T + b
+            for layer in hidden:
+                h = g(layer.W @ h + layer.b)
+            return last.W @ h + last.b
+        for layer in hidden:
+            h = g(h @ layer.W.T + layer.b)
+        return h @ last.W.T + last.b
 
     def __call__(self, x) -> Tensor:
         """h^[L] = g_out(z^[L]): the network's output ŷ (or p for softmax)."""
