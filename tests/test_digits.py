@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tinygrad_mlp import reference
 from tinygrad_mlp.bench import digits as D
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.nn.optim import SGD
+from tinygrad_mlp.nn.optim import SGD, Adam
 from tinygrad_mlp.training.loop import (DivergenceError, DivergenceWarning, History, accuracy, predict,
                                    progress_bar, train)
 
@@ -398,6 +398,22 @@ def test_weights_that_overflow_under_a_finite_loss_keep_their_last_finite_values
         train(model, X, Y, epochs=3, lr=1e100, loss="squared_error", shuffle=False)
     assert (info.value.epoch, info.value.step) == (1, 2)
     assert model.layers[0].W.data[0, 0] == 1e75 and model.layers[0].b.data[0] == 0.0
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_train_compiled_gives_the_eager_weights_bit_for_bit(opt, batch_size):
+    """One loop, two kinds of step: the replay (re-captured for the smaller last batch) is the tape's arithmetic."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 5)), rng.integers(0, 3, 50)
+    runs = []
+    for compiled in (None, "exact"):
+        m = MLP([5, 7, 3], output="softmax", seed=1)
+        o = {"sgd": lambda: SGD(m.parameters(), 0.05), "momentum": lambda: SGD(m.parameters(), 0.05, momentum=0.9),
+             "adam": lambda: Adam(m.parameters(), 0.01)}[opt]()
+        h = train(m, X, y, epochs=3, optimizer=o, batch_size=batch_size, seed=2, compiled=compiled)
+        runs.append((m.state_dict(), h.loss))
+    assert max_diff(runs[0][0], runs[1][0]) == 0.0 and runs[0][1] == runs[1][1]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
