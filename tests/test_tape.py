@@ -317,7 +317,7 @@ def test_other_bad_inputs_are_named():
     with pytest.raises(TypeError, match="data"):
         Tensor("abc")
     with pytest.raises(TypeError, match="exponent"):
-        x ** x
+        x ** "a"
     with pytest.raises(ValueError, match="axis"):
         x.sum(axis=2)
     with pytest.raises(ValueError, match="shape"):
