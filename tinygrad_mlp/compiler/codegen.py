@@ -49,11 +49,13 @@ class Op:
 class Raw:
     """Any other statement(s); the names it uses are read from its syntax tree."""
 
-    __slots__ = ("text", "uses")
+    __slots__ = ("text", "uses", "native", "kind")
 
-    def __init__(self, text):
+    def __init__(self, text, native=None, kind=None):
         self.text = text
         self.uses = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
+        self.native = native  # the same computation as an Op the native backend renders, if any
+        self.kind = kind      # "epilogue": .grad bookkeeping and the return, which a kernel does apart
 
     def names(self):
         return self.uses
@@ -340,7 +342,7 @@ def lower_update(b, code, arrays, scalars, samples, shape, scalar_operand):
             v = st.value
             if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "copy" \
                     and isinstance(v.func.value, ast.Name) and v.func.value.id in arrays and not v.args:
-                b.raw(f"copyto({tgt}, {arrays[v.func.value.id]})")
+                b.op("copy", [arrays[v.func.value.id]], tgt)
             else:
                 expr(v, out=tgt)
         else:
@@ -384,13 +386,18 @@ class Builder:
         self.g.lines.append(s)
         return s
 
+    @staticmethod
+    def make_op(fn, ins, out, **kw):
+        """An Op not (yet) emitted: a Raw statement's meaning for the native backend."""
+        return Op(fn, ins, out, kw.items())
+
     def head(self, text):
         s = Head(text)
         self.g.lines.append(s)
         return s
 
-    def raw(self, text):
-        s = Raw(text)
+    def raw(self, text, native=None, kind=None):
+        s = Raw(text, native, kind)
         self.g.lines.append(s)
         return s
 
@@ -559,7 +566,7 @@ class Builder:
         else:
             nm = self.buf(p.data.shape, p.data.dtype, "G")
             if assign:
-                self.raw(f"copyto({nm}, {gp})")
+                self.raw(f"copyto({nm}, {gp})", native=Op("copy", [gp], nm))
             else:  # not zeroed inside fn: eager adds to whatever .grad holds when the step runs
                 self.raw(f"_g = {self.param_name(p)}.grad\nif _g is None: copyto({nm}, {gp})\n"
                          f"else: add(_g, {gp}, out={nm})")
@@ -618,7 +625,7 @@ class Builder:
             self.indent(body_start)
             # Keep the whole dispatch as one block: constant folding must not lift a branch's Op out
             block = g.lines[start:]
-            g.lines[start:] = [Block(block)]
+            g.lines[start:] = [Block(block, update=(opt, items, flat))]
 
     def indent(self, start):
         """Mark the statements from ``start`` as the body of the branch above them."""
@@ -782,10 +789,10 @@ class Builder:
 class Block:
     """Statements kept together (an optimiser's dispatch), indented ``depth`` levels when rendered."""
 
-    __slots__ = ("body", "depth")
+    __slots__ = ("body", "depth", "update")
 
-    def __init__(self, body, depth=0):
-        self.body, self.depth = body, depth
+    def __init__(self, body, depth=0, update=None):
+        self.body, self.depth, self.update = body, depth, update  # update: (optimiser, items, flat)
 
     def names(self):
         out = set()
@@ -819,15 +826,15 @@ class Program:
             fin = tr.final_leafgrad.get(pid)
             if fin is None:
                 if pid in b.leafgrad or pid in tr.zeroed:
-                    b.raw(f"{b.param_name(p)}.grad = None")
+                    b.raw(f"{b.param_name(p)}.grad = None", kind="epilogue")
             elif pid in b.fused_grads and fin is tr.after_backward_grads.get(pid):
-                b.raw(f"{b.param_name(p)}.grad = None if _fused else {b.leafgrad[pid]}")
+                b.raw(f"{b.param_name(p)}.grad = None if _fused else {b.leafgrad[pid]}", kind="epilogue")
             elif pid in b.leafgrad and fin is tr.after_backward_grads.get(pid):
-                b.raw(f"{b.param_name(p)}.grad = {b.leafgrad[pid]}")
+                b.raw(f"{b.param_name(p)}.grad = {b.leafgrad[pid]}", kind="epilogue")
             else:
                 raise CaptureError("compiled step: a .grad was changed after the backward in a way the replay "
                                    "cannot repeat")
-        b.raw(f"return {self._result(b, out)}")
+        b.raw(f"return {self._result(b, out)}", kind="epilogue")
         self.builder = b
         self.params = list(tr.params.values())
         self.param_data = [p.data for p in self.params]

@@ -172,7 +172,8 @@ def _first(out):
     return out
 
 
-def compile(fn: Callable, max_captures: int = 8, check_finite: bool = True, fused: bool = False) -> CompiledStep:
+def compile(fn: Callable, max_captures: int = 8, check_finite: bool = True, fused: bool = False,
+            backend: str = "numpy"):
     """Capture ``fn`` on its first call (forward, backward, optimiser step) and replay it afterwards.
 
     Parameters
@@ -193,10 +194,24 @@ def compile(fn: Callable, max_captures: int = 8, check_finite: bool = True, fuse
         ``axpy``; δ hᵀ is never formed, so such a W has ``.grad`` None after a replay.  The weights
         then match eager's to rounding (≈1e-16 relative per step; still the same from run to run).
 
+    backend : {"numpy", "native"}
+        "numpy" (default): the replay is generated NumPy code.  "native": the same capture, lowered to
+        one numba kernel (:mod:`tinygrad_mlp.compiler.native`; needs ``pip install 'tinygrad_mlp[jit]'``),
+        with ``step.epoch(X, Y, order)`` for a whole epoch in one call; weights equal eager's to
+        rounding.  A step the kernel cannot express runs as the NumPy replay, with one warning.
+
     Returns
     -------
-    CompiledStep
+    CompiledStep (or NativeStep for backend="native")
         Call it like ``fn``.  A 0-d loss comes back as a Python float; other results are buffers the
         next call overwrites.  See the module docstring for the traps.
     """
-    return CompiledStep(fn, max_captures, check_finite, fused)
+    if backend not in ("numpy", "native"):
+        raise ValueError(f"backend: expected 'numpy' or 'native', got {backend!r}")
+    step = CompiledStep(fn, max_captures, check_finite, fused)
+    if backend == "native":
+        from .native import INSTALL, NativeStep, numba_available
+        if not numba_available():
+            raise ImportError(f"compile(backend='native') needs numba, which is not installed: {INSTALL}")
+        return NativeStep(step)
+    return step

@@ -314,7 +314,8 @@ FUNCS = {"lse_axis": lse_axis, "isfinite_": math.isfinite, "log_": math.log, "np
          "matmul": np.matmul, "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
          "neg": np.negative, "tanh": np.tanh, "exp": np.exp, "log": np.log, "gt": np.greater,
          "copyto": np.copyto, "add_reduce": np.add.reduce, "max_reduce": np.maximum.reduce,
-         "isfinite": np.isfinite, "sqrt": np.sqrt}
+         "isfinite": np.isfinite, "sqrt": np.sqrt,
+         "copy": np.positive}  # copy(a, out=o): the values of a, as an out= call
 
 
 def _lse_ok(z, args, out, ctx) -> bool:
@@ -348,10 +349,12 @@ def lse_forward(b, c):
     o = s if keep else b.alias_view(sb.reshape(np.shape(c.out)), s)  # a view of the lse buffer
     if axis is None or z.ndim == 1:  # r = Σ t comes back as a scalar, a local of the replay
         rn, mn = b.local("_r"), b.local("_m")
-        b.raw(lse_flat_code(c.a[0], tn, s, mn, rn, z.ndim, z.size))
+        b.raw(lse_flat_code(c.a[0], tn, s, mn, rn, z.ndim, z.size),
+              native=b.make_op("lse_flat", [c.a[0]], s, t=tn, r=rn))
     else:
         rn = b.buf(lse.shape, lse.dtype, "r")
-        b.raw(f"lse_axis({c.a[0]}, {b.const(axis)}, {tn}, {s}, {rn})")
+        b.raw(f"lse_axis({c.a[0]}, {b.const(axis)}, {tn}, {s}, {rn})",
+              native=b.make_op("lse_axis", [c.a[0]], s, t=tn, r=rn, axis=b.const(axis)))
     b.ctxvars[c.k] = s
     b.lse_parts[c.k] = (tn, rn)
     return o
