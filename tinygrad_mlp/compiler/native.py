@@ -139,6 +139,20 @@ class Memory:
         return np.lib.stride_tricks.as_strided(base[off:], shape, tuple(s * it for s in strides))
 
 
+def _clash(a, b):
+    """Two locations in one space that overlap but are not the same elements in the same order."""
+    if a[0] != b[0] or a == b:
+        return False
+    def span(l):
+        lo = hi = l[1]
+        for n, st in zip(l[2], l[3]):
+            if n > 1:
+                (lo, hi) = (lo + (n - 1) * st, hi) if st < 0 else (lo, hi + (n - 1) * st)
+        return lo, hi
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return not (a1 < b0 or b1 < a0)
+
+
 def _owner(a):
     while isinstance(a.base, np.ndarray):
         a = a.base
@@ -164,8 +178,13 @@ class Renderer:
         self.depth = 1
         self.n = 0
         self.scalar_cast = scalar_cast  # scalar name -> expression as the array dtype sees it
+        self.group = []  # elementwise ops waiting to share one loop nest
 
     def emit(self, line):
+        self.flush()
+        self._emit(line)
+
+    def _emit(self, line):
         self.lines.append("    " * self.depth + line)
 
     def var(self, p="i"):
@@ -202,7 +221,7 @@ class Renderer:
         idx = []
         for n in shape:
             v = self.var()
-            self.emit(f"for {v} in range({n}):")
+            self._emit(f"for {v} in range({n}):")
             self.depth += 1
             idx.append(v)
         return idx
@@ -211,18 +230,33 @@ class Renderer:
         self.depth -= len(idx)
 
     def elementwise(self, op):
+        """Join ``op`` to the loop nest being built (consecutive elementwise ops of one shape run in one
+        loop, each element read where it was written), or start a new one."""
         out = self.mem.loc(op.out)
-        shape = out[2]
+        reads = [self.mem.loc(n) for n in op.ins if n.isidentifier() and isinstance(self.mem.ns.get(n), np.ndarray)]
+        g = self.group
+        if g and (g[0][1][2] != out[2] or any(_clash(w, r) for _, w, _ in g for r in reads)
+                  or any(_clash(out, r) for _, _, rs in g for r in rs)
+                  or any(_clash(out, w) for _, w, _ in g)):
+            self.flush()
+        self.group.append((op, out, reads))
+
+    def flush(self):
+        g, self.group = self.group, []
+        if not g:
+            return
+        shape = g[0][1][2]
         idx = self.loop(shape)
-        vals = []
-        for nm in op.ins:
-            loc, sc = self.operand(nm)
-            vals.append(sc if loc is None else self.index(loc, idx, shape))
-        if op.fn in _BIN:
-            e = f"({vals[0]} {_BIN[op.fn]} {vals[1]})"
-        else:
-            e = _UN[op.fn].format(vals[0])
-        self.emit(f"{self.index(out, idx, shape)} = {e}")
+        for op, out, _ in g:
+            vals = []
+            for nm in op.ins:
+                loc, sc = self.operand(nm)
+                vals.append(sc if loc is None else self.index(loc, idx, shape))
+            if op.fn in _BIN:
+                e = f"({vals[0]} {_BIN[op.fn]} {vals[1]})"
+            else:
+                e = _UN[op.fn].format(vals[0])
+            self._emit(f"{self.index(out, idx, shape)} = {e}")
         self.close(idx)
 
     def render(self, op):
@@ -233,6 +267,7 @@ class Renderer:
         fn = getattr(self, "r_" + op.fn, None)
         if fn is None:
             raise Unsupported(f"no native form for {op.fn}")
+        self.flush()
         fn(op)
 
     def _kw(self, op, key, default=None):
@@ -400,6 +435,8 @@ class Kernel:
         # ---- the update, lowered from its description into Ops over F, G and the state buffers
         reads, writes = _opt_slots(rule.scalars)
         self.slots = reads + (["_first"] if rule.init else [])
+        self.reads = [(k, a) for k, a in enumerate(self.slots) if a != "_first"]
+        self.writes = [(self.slots.index(a), a, type(getattr(opt, a))) for a in writes]
         samples = dict(dry_scalars(opt, rule))
         one = np.ones(1, dtype)
         samples.update(p=one, g=one)
@@ -409,13 +446,6 @@ class Kernel:
             arrays[short] = g.name(np.zeros_like(F), "V")
             samples[short] = one
             self.state.append((attr, arrays[short]))
-        col = _Collect(g)
-        upd = {}
-        for part in ("init", "advance", "apply"):
-            col.lines = []
-            if getattr(rule, part):
-                lower_update(col, getattr(rule, part), arrays, {}, samples, F.shape, lambda nm: nm)
-            upd[part] = list(col.lines)
         weak = {k for k, v in samples.items() if type(v) is float}
 
         def cast(nm):  # NumPy treats a Python float as the array's dtype (NEP 50); numba would not
@@ -431,23 +461,30 @@ class Kernel:
             elif isinstance(st, Block) and st.update is not None:
                 for line in _scalars_native(rule.scalars, self.slots):
                     r.emit(line)
-                for s in upd["init"] + upd["advance"] + upd["apply"]:
-                    if isinstance(s, Raw):  # scalar arithmetic of the update
-                        r.emit(s.text)
-                if rule.init:
-                    r.emit(f"if S[{self.slots.index('_first')}] != 0.0:")
+                # the description's statements, element by element over the flat buffers: one loop
+                locs = {short: mem.loc(nm) for short, nm in arrays.items()}
+                i = r.var()
+
+                def loop(*codes):
+                    r.emit(f"for {i} in range({F.size}):")
                     r.depth += 1
-                    r.emit(f"S[{self.slots.index('_first')}] = 0.0")
-                    self._ops(r, upd["init"])
+                    for code in codes:
+                        for line in _per_element(code, locs, i, cast):
+                            r.emit(line)
+                    r.depth -= 1
+                if rule.init:
+                    first = f"S[{self.slots.index('_first')}]"
+                    r.emit(f"if {first} != 0.0:")
+                    r.depth += 1
+                    r.emit(f"{first} = 0.0")
+                    loop(rule.init, rule.apply)
                     r.depth -= 1
                     r.emit("else:")
                     r.depth += 1
-                    r.emit("pass")
-                    self._ops(r, upd["advance"])
+                    loop(rule.advance, rule.apply)
                     r.depth -= 1
                 else:
-                    self._ops(r, upd["advance"])
-                self._ops(r, upd["apply"])
+                    loop(rule.advance, rule.apply)
             else:
                 raise Unsupported(f"the statement {str(st)[:60]!r} has no native form")
         out = prog.first_result
@@ -470,10 +507,12 @@ class Kernel:
         args = mem.args + self.arena_names + ["S"]
         nin = len(prog.inputs)
         body = "\n".join(r.lines)
-        src = ("import numpy as np\nfrom numba import njit\n\n\n"
-               f"@njit(cache=True, nogil=True, error_model=\"numpy\")\ndef body({', '.join(args)}):\n"
+        src = ("import numpy as np\nfrom numba import njit\n\n"
+               "# sums may be reassociated (vectorised) and a·b + c fused; NaN and inf keep their meaning\n"
+               "FAST = {'reassoc', 'contract'}\n\n\n"
+               f"@njit(cache=True, nogil=True, error_model=\"numpy\", fastmath=FAST)\ndef body({', '.join(args)}):\n"
                + "".join(f"    X{k} = X{k}.reshape(X{k}.size)\n" for k in range(nin)) + body + "\n\n\n"
-               f"@njit(cache=True, nogil=True, error_model=\"numpy\")\ndef epoch({', '.join(f'XS{k}' for k in range(nin))}, order, "
+               f"@njit(cache=True, nogil=True, error_model=\"numpy\", fastmath=FAST)\ndef epoch({', '.join(f'XS{k}' for k in range(nin))}, order, "
                f"{', '.join(args[nin:])}):\n    total = 0.0\n    for n in range(order.shape[0]):\n"
                f"        i = order[n]\n        total += body({', '.join(f'XS{k}[i]' for k in range(nin))}, "
                f"{', '.join(args[nin:])})\n    return total\n")
@@ -489,6 +528,7 @@ class Kernel:
         for s in ops:
             if isinstance(s, Op):
                 r.render(s)
+        r.flush()
 
     def warm(self, prog):
         """Compile (or load from the disk cache) both entry points with the argument types they will get,
@@ -502,9 +542,8 @@ class Kernel:
     def sync_in(self):
         """Read the optimiser's scalars and adopt its state (or notice a reset)."""
         opt, S = self.opt, self.S
-        for k, attr in enumerate(self.slots):
-            if attr != "_first":
-                S[k] = getattr(opt, attr)
+        for k, attr in self.reads:
+            S[k] = getattr(opt, attr)
         for attr, views in self.state_views:
             cur = getattr(opt, attr)
             if all(c is v for c, v in zip(cur, views)):
@@ -512,25 +551,47 @@ class Kernel:
             if self.rule.init and all(c is None for c in cur):
                 S[self.slots.index("_first")] = 1.0
                 continue
-            for i, ((j, p, _), v) in enumerate(zip(self.items, views)):
+            for (j, p, _), v in zip(self.items, views):
                 v[...] = cur[j] if cur[j] is not None else 0.0
                 cur[j] = v
 
     def sync_out(self):
         opt, S = self.opt, self.S
-        for k, attr in enumerate(self.slots):
-            if attr != "_first" and attr in self._writes:
-                setattr(opt, attr, type(getattr(opt, attr))(S[k]))
+        for k, attr, kind in self.writes:
+            setattr(opt, attr, kind(S[k]))
         for attr, views in self.state_views:
             cur = getattr(opt, attr)
             for (j, _, _), v in zip(self.items, views):
-                cur[j] = v
+                if cur[j] is not v:
+                    cur[j] = v
         for p, gv in self.grads:
-            p.grad = gv
+            if p._grad is not gv:
+                p.grad = gv
 
-    @property
-    def _writes(self):
-        return _opt_slots(self.rule.scalars)[1]
+
+def _per_element(code, locs, i, cast):
+    """Statements of an :class:`~tinygrad_mlp.nn.optim.Update` for element ``i``: each array name becomes
+    its flat buffer's element, ``a.copy()`` the element itself, a Python-float scalar its cast."""
+    class T(ast.NodeTransformer):
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "copy" and not node.args:
+                return node.func.value
+            return node
+
+        def visit_Name(self, node):
+            if node.id in locs:
+                space, off, shape, strides = locs[node.id]
+                if len(shape) != 1 or (shape[0] > 1 and strides[0] != 1):
+                    raise Unsupported("an optimiser state that is not one flat buffer")
+                return ast.copy_location(ast.Subscript(ast.Name(space, ast.Load()),
+                                                       ast.parse(f"{off} + {i}" if off else i, mode="eval").body,
+                                                       node.ctx), node)
+            c = cast(node.id)
+            if c != node.id and isinstance(node.ctx, ast.Load):
+                return ast.copy_location(ast.parse(c, mode="eval").body, node)
+            return node
+    return [ast.unparse(T().visit(st)) for st in ast.parse(one_per_line(code)).body]
 
 
 def _starts(items):
