@@ -34,7 +34,7 @@ import warnings
 import numpy as np
 
 from ..autograd.tensor import Tensor
-from .codegen import Block, Op, Raw, dry_scalars, lower_update, one_per_line, runs_rule
+from .codegen import Block, Op, Raw, dry_scalars, one_per_line, runs_rule, tiled
 
 __all__ = ["NativeStep", "Unsupported", "numba_available", "cache_dir"]
 
@@ -425,9 +425,9 @@ class Kernel:
         if len(blocks) != 1 or len(b.tr.steps) != 1:
             raise Unsupported("a step with exactly one optimiser step")
         opt, items, flat = blocks[0].update
-        if flat is None:
-            raise Unsupported("parameters that do not tile one flat buffer, or gradients that cannot move there")
-        F, Gn, Fn = flat
+        F = tiled([p.data for _, p, _ in items]) if len(items) == len(opt.params) else None
+        if F is None:
+            raise Unsupported("parameters that do not tile one flat buffer (an MLP's do)")
         self.opt, self.rule, self.items = opt, rule, items
         dtype = F.dtype
         mem = Memory(g.ns, prog.inputs, F, dtype)
@@ -440,8 +440,8 @@ class Kernel:
         samples = dict(dry_scalars(opt, rule))
         one = np.ones(1, dtype)
         samples.update(p=one, g=one)
-        arrays = {"p": Fn, "g": Gn}
         self.state = []
+        arrays = {}
         for attr, short in rule.state:
             arrays[short] = g.name(np.zeros_like(F), "V")
             samples[short] = one
@@ -461,17 +461,20 @@ class Kernel:
             elif isinstance(st, Block) and st.update is not None:
                 for line in _scalars_native(rule.scalars, self.slots):
                     r.emit(line)
-                # the description's statements, element by element over the flat buffers: one loop
-                locs = {short: mem.loc(nm) for short, nm in arrays.items()}
-                i = r.var()
-
+                # the description's statements, element by element: one loop nest per parameter
                 def loop(*codes):
-                    r.emit(f"for {i} in range({F.size}):")
-                    r.depth += 1
-                    for code in codes:
-                        for line in _per_element(code, locs, i, cast):
-                            r.emit(line)
-                    r.depth -= 1
+                    for (_, p, gname), a, e in zip(items, *_starts(items)):
+                        locs = {"p": mem.locate(p.data), "g": mem.loc(gname)}
+                        locs.update((short, mem.locate(g.ns[nm][a:e].reshape(p.data.shape)))
+                                    for (attr, short), (_, nm) in zip(rule.state, self.state))
+                        r.flush()
+                        idx = r.loop(p.data.shape)
+                        shape = p.data.shape
+                        for code in codes:
+                            for line in _per_element(code, lambda nm: r.index(locs[nm], idx, shape)
+                                                     if nm in locs else None, cast):
+                                r._emit(line)
+                        r.close(idx)
                 if rule.init:
                     first = f"S[{self.slots.index('_first')}]"
                     r.emit(f"if {first} != 0.0:")
@@ -569,9 +572,9 @@ class Kernel:
                 p.grad = gv
 
 
-def _per_element(code, locs, i, cast):
-    """Statements of an :class:`~tinygrad_mlp.nn.optim.Update` for element ``i``: each array name becomes
-    its flat buffer's element, ``a.copy()`` the element itself, a Python-float scalar its cast."""
+def _per_element(code, elem, cast):
+    """Statements of an :class:`~tinygrad_mlp.nn.optim.Update` for one element: each array name becomes
+    ``elem(name)`` (that element), ``a.copy()`` the element itself, a Python-float scalar its cast."""
     class T(ast.NodeTransformer):
         def visit_Call(self, node):
             self.generic_visit(node)
@@ -580,18 +583,23 @@ def _per_element(code, locs, i, cast):
             return node
 
         def visit_Name(self, node):
-            if node.id in locs:
-                space, off, shape, strides = locs[node.id]
-                if len(shape) != 1 or (shape[0] > 1 and strides[0] != 1):
-                    raise Unsupported("an optimiser state that is not one flat buffer")
-                return ast.copy_location(ast.Subscript(ast.Name(space, ast.Load()),
-                                                       ast.parse(f"{off} + {i}" if off else i, mode="eval").body,
-                                                       node.ctx), node)
+            e = elem(node.id)
+            if e is not None:
+                return ast.copy_location(ast.parse(e, mode="eval").body, node)
             c = cast(node.id)
             if c != node.id and isinstance(node.ctx, ast.Load):
                 return ast.copy_location(ast.parse(c, mode="eval").body, node)
             return node
-    return [ast.unparse(T().visit(st)) for st in ast.parse(one_per_line(code)).body]
+    out = []
+    for st in ast.parse(one_per_line(code)).body:
+        st = T().visit(st)
+        if isinstance(st, ast.AugAssign) and isinstance(st.target, ast.Subscript):
+            st.target.ctx = ast.Store()
+        elif isinstance(st, ast.Assign):
+            for t in st.targets:
+                t.ctx = ast.Store()
+        out.append(ast.unparse(st))
+    return out
 
 
 def _starts(items):
