@@ -36,17 +36,19 @@ from typing import Callable
 
 import numpy as np
 
+from ..files import OutputPathError, atomic_write_text, check_output_path
 from ..nn.layers import MLP
 from ..training.sklearn_compat import as_random_state, sklearn_epoch_order, sklearn_init
-from ..training.loop import accuracy, predict, progress_bar, train
+from ..training.loop import accuracy, predict, run_epochs, train
 
 __all__ = ["Config", "Data", "Setup", "Result", "Report", "SYSTEMS", "system", "load_data", "make_setup",
            "build_model", "run_benchmark", "confusion_matrix", "main", "WEIGHT_TOLERANCE"]
 
 WEIGHT_TOLERANCE = 1e-9  # autograd vs hand-written: the same arithmetic, rounded in another order
 INITS = ("glorot", "sklearn")
-COMPILED_MODES = (None, "exact", "fused")
+COMPILED_MODES = (None, "exact", "fused", "native")
 N_CLASSES = 10
+TEST_ACC = "test acc"  # the one name of the accuracy on the held-out 20 %, everywhere
 
 
 SEED_MAX = 2**32 - 1
@@ -235,10 +237,6 @@ def system(name: str, label: str):
     return deco
 
 
-def _progress(setup: Setup, label: str):
-    return None if setup.config.quiet else progress_bar(setup.config.epochs, label)
-
-
 def _say(setup: Setup, text: str) -> None:
     if not setup.config.quiet:
         print(text, file=sys.stderr, flush=True)
@@ -257,22 +255,42 @@ def _sk_weights(clf) -> dict:
 
 @system("tinygrad_mlp", "tinygrad_mlp (autograd, per-example SGD)")
 def run_tinygrad(setup: Setup) -> Result:
-    c, d = setup.config, setup.data
-    if c.compiled:  # --compiled: the main model (saved, plotted) trains through the replayed step
-        r = _run_native(setup, "tinygrad_mlp") if c.compiled == "native" else \
-            _run_compiled(setup, "tinygrad_mlp", fused=c.compiled == "fused")
+    """The main row (saved, plotted, the ratios' numerator); ``--compiled`` trains it through the replay."""
+    c = setup.config
+    r = _run_native(setup, "tinygrad_mlp") if c.compiled == "native" else _run_ours(setup, "tinygrad_mlp", c.compiled)
+    if c.compiled:
         r.label = f"tinygrad_mlp (--compiled {c.compiled})"
-        return r
+    return r
+
+
+def _run_ours(setup: Setup, name: str, compiled: str | None) -> Result:
+    c, d = setup.config, setup.data
     model = build_model(setup)
-    orders = setup.orders
-    hist = train(model, d.X_train, d.y_train, epochs=c.epochs, lr=c.lr, order=orders.__getitem__,
-                 X_val=d.X_test, y_val=d.y_test, progress=not c.quiet, desc="tinygrad_mlp")
+    hist = train(model, d.X_train, d.y_train, epochs=c.epochs, lr=c.lr, order=setup.orders.__getitem__,
+                 X_val=d.X_test, y_val=d.y_test, progress=not c.quiet, desc=name, val_label=TEST_ACC,
+                 compiled=compiled)
     pred = predict(model, d.X_test)
-    return Result("tinygrad_mlp", SYSTEMS["tinygrad_mlp"].label,
+    return Result(name, SYSTEMS[name].label,
                   train_accuracy=accuracy(model, d.X_train, d.y_train), test_accuracy=float(np.mean(pred == d.y_test)),
                   seconds=hist.seconds, cpu_seconds=hist.cpu_seconds, steps=hist.steps, epochs=hist.epochs,
                   loss_curve=hist.loss, test_curve=hist.val_accuracy, weights=model.state_dict(),
                   test_predictions=pred, model=model)
+
+
+class _Baseline:
+    """An inner loop written by hand (NumPy, PyTorch), for :func:`run_epochs` to time, record and report.
+
+    ``run(idx)`` is the system's own per-example loop, untouched, so it stays an independent
+    baseline; the epochs around it (timer, learning curve, test accuracy, progress) are the shared ones.
+    """
+
+    def __init__(self, run: Callable) -> None:
+        self.run = run
+
+
+def _run_baseline(setup: Setup, desc: str, run, evaluate):
+    return run_epochs(_Baseline(run), epochs=len(setup.orders), order=setup.orders.__getitem__,
+                      evaluate=evaluate, eval_label=TEST_ACC, progress=not setup.config.quiet, desc=desc)
 
 
 @system("reference", "hand-written backprop (NumPy loop)")
@@ -281,13 +299,10 @@ def run_reference(setup: Setup) -> Result:
     c, d = setup.config, setup.data
     W1, b1, W2, b2 = (setup.initial[k].copy() for k in ("W1", "b1", "W2", "b2"))
     rows, labels, lr = list(d.X_train), d.y_train.tolist(), c.lr
-    n = len(rows)
-    seconds = cpu = 0.0
-    losses, test_curve = [], []
-    bar = _progress(setup, "hand-written")
-    for order in setup.orders:
+
+    def epoch(order):
+        nonlocal W1, b1, W2, b2
         total = 0.0
-        t0, c0 = time.perf_counter(), time.process_time()
         for i in order.tolist():
             x, t = rows[i], labels[i]
             h = np.tanh(W1 @ x + b1)  # h^[1] = tanh(W^[1] x + b^[1])
@@ -303,21 +318,16 @@ def run_reference(setup: Setup) -> Result:
             b2 -= lr * p
             W1 -= lr * np.outer(d1, x)
             b1 -= lr * d1
-        seconds += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        losses.append(total / n)
-        test_curve.append(_np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)[0])
-        if bar is not None:
-            bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        return total, len(order), None
+
+    hist = _run_baseline(setup, "hand-written", epoch,
+                         lambda: _np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)[0])
     train_acc = _np_accuracy((W1, W2), (b1, b2), d.X_train, d.y_train)[0]
     test_acc, pred = _np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)
     return Result("reference", SYSTEMS["reference"].label, train_accuracy=train_acc, test_accuracy=test_acc,
-                  seconds=seconds, cpu_seconds=cpu, steps=n * len(setup.orders), epochs=len(setup.orders),
-                  loss_curve=losses, test_curve=test_curve, weights={"W1": W1, "b1": b1, "W2": W2, "b2": b2},
-                  test_predictions=pred)
+                  seconds=hist.seconds, cpu_seconds=hist.cpu_seconds, steps=hist.steps, epochs=hist.epochs,
+                  loss_curve=hist.loss, test_curve=hist.val_accuracy,
+                  weights={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, test_predictions=pred)
 
 
 def _fit_sklearn(setup: Setup, clf, name: str) -> Result:
@@ -385,28 +395,22 @@ def run_torch(setup: Setup) -> Result:
         rows = list(torch.from_numpy(d.X_train).unbind(0))
         labels = list(torch.from_numpy(d.y_train).unbind(0))
         X_test = torch.from_numpy(d.X_test)
-        seconds = cpu = 0.0
-        losses, test_curve = [], []
-        bar = _progress(setup, "PyTorch")
-        for order in setup.orders:
+
+        def epoch(order):
             total = 0.0
-            t0, c0 = time.perf_counter(), time.process_time()
             for i in order.tolist():
                 opt.zero_grad()
                 loss = loss_fn(net(rows[i]), labels[i])
                 total += loss.item()
                 loss.backward()
                 opt.step()
-            seconds += time.perf_counter() - t0
-            cpu += time.process_time() - c0
-            losses.append(total / len(rows))
+            return total, len(order), None
+
+        def evaluate():
             with torch.no_grad():
-                test_curve.append(float((net(X_test).argmax(1).numpy() == d.y_test).mean()))
-            if bar is not None:
-                bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+                return float((net(X_test).argmax(1).numpy() == d.y_test).mean())
+
+        hist = _run_baseline(setup, "PyTorch", epoch, evaluate)
         with torch.no_grad():
             train_pred = net(torch.from_numpy(d.X_train)).argmax(1).numpy()
             pred = net(X_test).argmax(1).numpy()
@@ -415,9 +419,9 @@ def run_torch(setup: Setup) -> Result:
     finally:
         torch.set_num_threads(threads)
     return Result("torch", SYSTEMS["torch"].label, train_accuracy=float(np.mean(train_pred == d.y_train)),
-                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
-                  steps=len(rows) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
-                  test_curve=test_curve, weights=weights, test_predictions=pred,
+                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=hist.seconds, cpu_seconds=hist.cpu_seconds,
+                  steps=hist.steps, epochs=hist.epochs, loss_curve=hist.loss,
+                  test_curve=hist.val_accuracy, weights=weights, test_predictions=pred,
                   note=f"torch {torch.__version__}")
 
 
@@ -474,25 +478,26 @@ def _run_native(setup: Setup, name: str) -> Result:
     compile_step(spare_fn, check_finite=False, backend="native")(X[0], Y[0])
     build_s = time.perf_counter() - t0
     step = compile_step(step_fn, check_finite=False, backend="native")
-    seconds = cpu = 0.0
-    losses, test_curve = [], []
-    bar = _progress(setup, name)
-    for k, order in enumerate(setup.orders):
-        total = 0.0
-        if k == 0:  # the capture: the first example's step runs eagerly, and the kernel loads; not timed
-            total += step(X[order[0]], Y[order[0]])
-            order = order[1:]
-        t0, c0 = time.perf_counter(), time.process_time()
-        total += step.epoch(X, Y, order)
-        seconds += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        losses.append(total / len(X))
-        test_curve.append(accuracy(model, d.X_test, d.y_test))
-        if bar is not None:
-            bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+
+    class Epoch:
+        """run_epochs' protocol; the capture (one eager step, the kernel loaded) happens in begin(), untimed."""
+        first = None
+
+        def begin(self):
+            if step.prog is None:
+                i = int(setup.orders[0][0])
+                self.first = step(X[i], Y[i])
+
+        def run(self, idx):
+            total, rest = 0.0, idx
+            if self.first is not None:
+                total, rest, self.first = self.first, idx[1:], None
+            total += step.epoch(X, Y, rest)
+            return total, len(idx), None if math.isfinite(total) else (len(idx) - 1, total)
+
+    hist = run_epochs(Epoch(), epochs=c.epochs, order=setup.orders.__getitem__,
+                      evaluate=lambda: accuracy(model, d.X_test, d.y_test), eval_label=TEST_ACC,
+                      progress=not c.quiet, desc=name)
     pred = predict(model, d.X_test)
     note = (f"kernel build {build_s:.2f} s, then {step.compile_seconds:.2f} s from the disk cache; "
             "neither in the time")
@@ -500,9 +505,9 @@ def _run_native(setup: Setup, name: str) -> Result:
         note = f"fell back to the NumPy replay: {step.fallback_reason}"
     return Result(name, SYSTEMS[name].label if name in SYSTEMS else name,
                   train_accuracy=accuracy(model, d.X_train, d.y_train),
-                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
-                  steps=len(X) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
-                  test_curve=test_curve, weights=model.state_dict(), test_predictions=pred, model=model, note=note)
+                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=hist.seconds, cpu_seconds=hist.cpu_seconds,
+                  steps=hist.steps, epochs=hist.epochs, loss_curve=hist.loss, test_curve=hist.val_accuracy,
+                  weights=model.state_dict(), test_predictions=pred, model=model, note=note)
 
 
 @system("jax", "JAX jit + lax.scan per epoch (float64)")
@@ -563,47 +568,10 @@ def run_jax(setup: Setup) -> Result:
 
 def _run_compiled(setup: Setup, name: str, fused: bool) -> Result:
     try:
-        from ..compiler.compiled import compile as compile_step
+        from ..compiler import compile  # noqa: F401
     except ImportError:
-        raise Unavailable("not available", "tinygrad_mlp.compiled is not in this build") from None
-    from ..nn.optim import SGD
-
-    c, d = setup.config, setup.data
-    model = build_model(setup)
-    opt = SGD(model.parameters(), c.lr)
-
-    def step_fn(x, y):
-        opt.zero_grad()
-        loss = model.loss(x, y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = compile_step(step_fn, check_finite=False, fused=fused)  # the data was checked once, up front
-    # The replay freezes Python ints, so targets travel as one-hot float rows.
-    rows, onehot = list(d.X_train), list(np.eye(N_CLASSES)[d.y_train])
-    seconds = cpu = 0.0
-    losses, test_curve = [], []
-    bar = _progress(setup, name)
-    for order in setup.orders:
-        total = 0.0
-        t0, c0 = time.perf_counter(), time.process_time()
-        for i in order.tolist():
-            total += step(rows[i], onehot[i])  # a 0-d loss comes back as a Python float
-        seconds += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        losses.append(total / len(rows))
-        test_curve.append(accuracy(model, d.X_test, d.y_test))
-        if bar is not None:
-            bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    pred = predict(model, d.X_test)
-    return Result(name, SYSTEMS[name].label, train_accuracy=accuracy(model, d.X_train, d.y_train),
-                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
-                  steps=len(rows) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
-                  test_curve=test_curve, weights=model.state_dict(), test_predictions=pred, model=model)
+        raise Unavailable("not available", "tinygrad_mlp.compiler is not in this build") from None
+    return _run_ours(setup, name, "fused" if fused else "exact")
 
 
 @system("estimator", "tinygrad_mlp MLPClassifier (scikit-learn API)")
@@ -824,7 +792,7 @@ def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
     from . import plots
 
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)  # only the folder itself: its parent must exist (files.check_output_path)
     d = rep.setup.data
     ours = rep.get("tinygrad_mlp")
     # The first test digits, then (when there is a model) up to 8 it gets wrong.
@@ -885,8 +853,15 @@ def _systems(s: str) -> tuple:
     return names
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad value prints the one line that matters (naming the flag) and a hint, not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n(python -m tinygrad_mlp digits --help lists the flags)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m tinygrad_mlp digits",
         description="The practical's Question 3: an MLP (64-50-10, tanh, softmax cross-entropy) trained by\n"
                     "per-example SGD on scikit-learn's digits, next to scikit-learn, the hand-written backprop\n"
@@ -942,16 +917,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.save and args.only and "tinygrad_mlp" not in args.only:
         print("error: --save: needs the tinygrad_mlp system, which --only leaves out", file=sys.stderr)
         return 2
-    # Output paths are checked before the run, not after minutes of training.
-    for flag, value, want_dir in (("--json", args.json, False), ("--save", args.save, False),
-                                  ("--plots", args.plots, True)):
+    # Every output path is checked before the run, not after minutes of training (files.py's one rule:
+    # the folder must exist; --plots DIR may itself be new, inside an existing folder).
+    for flag, value, kind in (("--save", args.save, "file"), ("--json", args.json, "file"),
+                              ("--plots", args.plots, "folder")):
         if value is None:
             continue
-        path = Path(value)
-        if not value or (path.is_dir() if not want_dir else path.exists() and not path.is_dir()):
-            kind = "a directory" if want_dir else "a file path"
-            print(f"error: {flag}: expected {kind}, got {value!r}", file=sys.stderr)
+        try:
+            check_output_path(value, flag, kind)
+        except OutputPathError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
+    if args.save and args.json and os.path.realpath(args.save) == os.path.realpath(args.json):
+        print(f"error: --json: {args.json!r} is also the --save path; the report would replace the model",
+              file=sys.stderr)
+        return 2
     config = Config(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed, init=args.init,
                     scale=args.scale, only=args.only, quiet=args.quiet, threads=args.threads or None,
                     compiled=args.compiled)
@@ -962,28 +942,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: tinygrad_mlp and the hand-written backprop disagree by {rep.max_weight_diff_vs_reference:.3g} "
               f"> {WEIGHT_TOLERANCE:g}", file=sys.stderr)
         status = 1
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
-        print(f"wrote {path}")
-    if args.plots:
-        for p in write_plots(rep, args.plots):
-            print(f"wrote {p}")
+    # The model first: it cost the training.  Each write after it may fail on its own (a full disk, a
+    # folder removed meanwhile) with one error line naming its flag; the others still happen.
+    writes = []
     if args.save:
+        writes.append(("--save", lambda: [_save_model(rep, config, args.save)]))
+    if args.json:
+        writes.append(("--json", lambda: [atomic_write_text(args.json, json.dumps(rep.to_json(), indent=2) + "\n",
+                                                             "--json")]))
+    if args.plots:
+        writes.append(("--plots", lambda: write_plots(rep, args.plots)))
+    saved = False
+    for flag, write in writes:
         try:
-            from ..nn.serialize import save
-        except ImportError:
-            print("error: --save: tinygrad_mlp.serialize is not available in this build", file=sys.stderr)
-            return 1
-        ours = rep.get("tinygrad_mlp")
-        # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
-        meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "dataset": "sklearn.datasets.load_digits",
-                "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
-                "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
-        saved = save(ours.model, args.save, meta=meta)
-        print(f"wrote {saved if saved is not None else args.save}")
+            for path in write():
+                print(f"wrote {path}")
+            saved = saved or flag == "--save"
+        except (OSError, ValueError) as e:
+            kept = f" (the model is saved in {args.save})" if saved else ""
+            print(f"error: {flag}: {_why(e)}{kept}", file=sys.stderr)
+            status = 1
     return status
+
+
+def _why(e: Exception) -> str:
+    """An OSError as "could not write PATH: reason"; anything else as its message."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"could not write {e.filename!s}: {e.strerror}" if e.filename else e.strerror
+    return str(e)
+
+
+def _save_model(rep: Report, config: Config, path: str) -> Path:
+    from ..nn.serialize import save
+
+    ours = rep.get("tinygrad_mlp")
+    # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
+    meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "dataset": "sklearn.datasets.load_digits",
+            "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
+            "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
+    saved = save(ours.model, path, meta=meta)
+    return saved if saved is not None else Path(path)
 
 
 if __name__ == "__main__":

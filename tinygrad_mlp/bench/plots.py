@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..files import atomic_write
+
 __all__ = ["require_matplotlib", "digit_gallery", "learning_curves", "confusion", "systems_chart"]
 
 
@@ -29,13 +31,13 @@ def require_matplotlib():
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    """The PNG goes through a temporary file and a rename (files.atomic_write): never a torn picture."""
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def digit_gallery(images: np.ndarray, labels: Sequence[int], predictions: Sequence[int] | None,

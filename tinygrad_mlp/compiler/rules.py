@@ -10,9 +10,11 @@ runs the same floating-point operations in the same order, and stays bit-identic
   generic rule runs the primitive itself);
 * ``vjp(b, c, gv, need)`` emits ∂L/∂input for each input where ``need`` says so, from ``gv``, the
   code name of ∂L/∂out, and returns one code name per input (None where not needed);
-* ``native_forward`` / ``native_vjp``: the same for the numba kernel (:mod:`.native`), elementwise
-  loops in place of NumPy calls; None where the native backend cannot lower the primitive (then the
-  step falls back to the NumPy replay).
+* both emit small structured statements (``b.op("mul", [a, b], out)``: one NumPy call into a buffer),
+  which the NumPy replay renders as NumPy calls and the native backend (:mod:`.native`) as numba
+  loops: one rule serves both targets.  Free Python (``b.raw``) carries, where it can, the same
+  computation as an op for the native target (``native=``); a statement without one makes the
+  native backend fall back to the NumPy replay for that step.
 
 ``b`` is the generator (:class:`.codegen.Builder`): it names buffers and constants (``b.ref``,
 ``b.buf``), emits NumPy calls (``b.op(fn, ins, out)``, structured, so that later passes read them
@@ -45,10 +47,8 @@ class Call(NamedTuple):
 
 
 class Rule(NamedTuple):
-    forward: Callable
-    vjp: Callable
-    native_forward: Callable | None = None
-    native_vjp: Callable | None = None
+    forward: Callable  #: forward(b, call) -> output name, or None for the generic path
+    vjp: Callable      #: vjp(b, call, gv, need) -> one gradient name (or None) per input
 
 
 # ------------------------------------------------------------------------------ generic
@@ -282,6 +282,54 @@ def matmul_vjp(b, c, gv, need):
     return res
 
 
+# ------------------------------------------------------------------------------ affine
+def affine_forward(b, c):
+    """z = W h + b (or H Wᵀ + b) in one buffer, as Affine.forward computes it."""
+    if np.ndim(c.ins[1]) not in (1, 2):
+        return None
+    o = _outbuf(b, c)
+    if o is None:
+        return None
+    W, h, bias = c.a
+    if np.ndim(c.ins[1]) == 1:
+        b.op("matmul", [W, h], o)
+    else:
+        b.op("matmul", [h, b.view(np.transpose, W)], o)
+    b.op("add", [o, bias], o)
+    return o
+
+
+def affine_vjp(b, c, gv, need):
+    """Affine.vjp: δ hᵀ (or Δᵀ H), Wᵀ δ (or Δ W), δ (or Σ rows of Δ)."""
+    W, H = c.ins[0], c.ins[1]
+    if np.ndim(H) not in (1, 2):
+        return generic_vjp(b, c, gv, need)
+    dt = np.result_type(W, H)
+    _, oshape, odt = _geometry(c)
+    res = [None, None, None]
+    if H.ndim == 1:
+        if need[0]:  # ∂L/∂W = δ hᵀ into a fixed rank-1 buffer
+            res[0] = b.buf(W.shape, dt)
+            col = b.view(lambda x: x[:, None], gv)
+            b.rank1[res[0]] = (gv, c.a[1], b.op("mul", [col, c.a[1]], res[0]))
+        if need[1]:
+            res[1] = b.buf(H.shape, dt)
+            b.op("matmul", [b.view(np.transpose, c.a[0]), gv], res[1])
+        if need[2]:
+            res[2] = gv
+    else:
+        if need[0]:
+            res[0] = b.buf(W.shape, dt)
+            b.op("matmul", [b.view(np.transpose, gv), c.a[1]], res[0])
+        if need[1]:
+            res[1] = b.buf(H.shape, dt)
+            b.op("matmul", [gv, c.a[0]], res[1])
+        if need[2]:
+            res[2] = b.buf(np.shape(c.ins[2]), odt)
+            b.op("add_reduce", [gv], res[2], axis="0")
+    return res
+
+
 # ------------------------------------------------------------------------------ logsumexp
 def lse_flat_code(z: str, t: str, s: str, m: str, r: str, ndim: int, size: int) -> str:
     """Replay code for log Σ exp z over all of z, as LogSumExp.forward computes it (the same max, sum
@@ -376,6 +424,50 @@ def lse_vjp(b, c, gv, need):
     return [n]
 
 
+def _element(b, nm, i):
+    """A 0-d view of element i of the 1-d buffer ``nm``."""
+    return b.view(lambda x, _i=i: x[_i:_i + 1].reshape(()), nm)
+
+
+def cross_entropy_forward(b, c):
+    """L = logsumexp(z) − z_y for one example, as CrossEntropy.forward computes it."""
+    z = c.ins[0]
+    if not isinstance(z, np.ndarray) or z.ndim != 1 or not b.fixed_array(c.a[0]):
+        return None
+    lctx = c.ctx[0]
+    if not _lse_ok(z, (None, False), lctx[1].reshape(()), lctx):
+        return None
+    o = _outbuf(b, c)
+    if o is None:
+        return None
+    lse = lctx[1]
+    sb = np.empty(lse.shape, lse.dtype)
+    s, tn = b.name(sb, "s"), b.buf(z.shape, z.dtype, "t")
+    rn, mn = b.local("_r"), b.local("_m")
+    b.raw(lse_flat_code(c.a[0], tn, s, mn, rn, 1, z.size),
+          native=b.make_op("lse_flat", [c.a[0]], s, t=tn, r=rn))
+    b.op("sub", [b.alias_view(sb.reshape(()), s), _element(b, c.a[0], int(c.args[0]))], o)
+    b.ctxvars[c.k] = s
+    b.lse_parts[c.k] = (tn, rn)
+    return o
+
+
+def cross_entropy_vjp(b, c, gv, need):
+    """CrossEntropy.vjp: g ⊙ t / r from the forward's buffers, then − g at the label."""
+    s = b.ctxvars.get(c.k)
+    if s is None or not s.startswith("s"):
+        return generic_vjp(b, c, gv, need)
+    _, _, odt = _geometry(c)
+    n = b.buf(np.shape(c.ins[0]), odt)
+    tn, rn = b.lse_parts[c.k]
+    b.op("div", [tn, rn], n)
+    if not b.is_ones(gv):
+        b.op("mul", [gv, n], n)
+    at = _element(b, n, int(c.args[0]))
+    b.op("sub", [at, gv], at)
+    return [n]
+
+
 # ------------------------------------------------------------------------------ reductions
 def reduce_forward(b, c):
     o = _outbuf(b, c)
@@ -438,12 +530,14 @@ RULES: dict = {
     P.Div: Rule(elementwise("div"), div_vjp),
     P.Pow: GENERIC,
     P.MatMul: Rule(elementwise("matmul"), matmul_vjp),
+    P.Affine: Rule(affine_forward, affine_vjp),
     P.Tanh: Rule(elementwise("tanh"), tanh_vjp),
     P.Sigmoid: Rule(sigmoid_forward, sigmoid_vjp),
     P.Relu: Rule(relu_forward, relu_vjp),
     P.Exp: Rule(elementwise("exp"), exp_vjp),
     P.Log: Rule(elementwise("log"), log_vjp),
     P.LogSumExp: Rule(lse_forward, lse_vjp),
+    P.CrossEntropy: Rule(cross_entropy_forward, cross_entropy_vjp),
     P.Sum: Rule(reduce_forward, reduce_vjp),
     P.Mean: Rule(reduce_forward, reduce_vjp),
     P.Reshape: Rule(view_forward, reshape_vjp),
