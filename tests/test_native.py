@@ -238,3 +238,21 @@ except ImportError as e:
     assert r.returncode == 0, r.stderr
     assert "True True" in r.stdout
     assert "ImportError:" in r.stdout and "pip install" in r.stdout and "jit" in r.stdout
+
+
+def test_the_estimator_trains_natively_to_the_eager_estimators_weights():
+    from sklearn.datasets import load_digits
+
+    from tinygrad_mlp.training.estimators import MLPClassifier
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    kw = dict(hidden_layer_sizes=(12,), activation="tanh", solver="sgd", batch_size=1, learning_rate_init=0.01,
+              momentum=0.0, alpha=0.0, max_iter=3, shuffle=True, random_state=0, n_iter_no_change=10)
+    import warnings as w
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        eager = MLPClassifier(**kw).fit(X, y)
+        native = MLPClassifier(compiled="native", **kw).fit(X, y)
+    for a, b in zip(eager.coefs_ + eager.intercepts_, native.coefs_ + native.intercepts_):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+    assert (eager.predict(X) == native.predict(X)).all()

@@ -164,6 +164,8 @@ def _addr(a):
 
 
 # --------------------------------------------------------------------------- rendering
+BLAS_AT = 20_000  # multiply-adds from which a product goes to BLAS (np.dot) rather than loops
+
 _BIN = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">"}
 _UN = {"neg": "-({})", "tanh": "np.tanh({})", "exp": "np.exp({})", "log": "np.log({})",
        "sqrt": "np.sqrt({})", "copy": "{}"}
@@ -293,11 +295,30 @@ class Renderer:
         self.emit(f"{self.index(o, kept, o[2])} += {self.index(x, idx, x[2])}")
         self.close(idx)
 
+    @staticmethod
+    def as_array(loc):
+        """A numba expression for the (C- or F-contiguous) array at ``loc``, or None."""
+        space, off, shape, strides = loc
+        size = int(np.prod(shape))
+        c = tuple(int(np.prod(shape[d + 1:])) for d in range(len(shape)))
+        f = tuple(int(np.prod(shape[:d])) for d in range(len(shape)))
+        flat = f"{space}[{off}:{off + size}]"
+        if all(st == cs for n, st, cs in zip(shape, strides, c) if n > 1):
+            return f"{flat}.reshape({tuple(shape)!r})"
+        if len(shape) == 2 and all(st == fs for n, st, fs in zip(shape, strides, f) if n > 1):
+            return f"{flat}.reshape({tuple(shape[::-1])!r}).T"
+        return None
+
     def r_matmul(self, op):
         A, B = (self.mem.loc(n) for n in op.ins)
         O = self.mem.loc(op.out)
         sa, sb = A[2], B[2]
         acc = self.var("s")
+        if len(sa) == 2 and len(sb) in (1, 2) and sa[0] * sa[1] * (sb[1] if len(sb) == 2 else 1) >= BLAS_AT:
+            a, b_, o = self.as_array(A), self.as_array(B), self.as_array(O)
+            if a and b_ and o and not o.endswith(".T") and all(s > 0 for s in sa + sb):
+                self.emit(f"np.dot({a}, {b_}, {o})")  # BLAS: a large product, in its own memory order
+                return
         if len(sa) == 2 and len(sb) == 1:
             i = self.loop((sa[0],))
             self.emit(f"{acc} = 0.0")
