@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tinygrad_mlp import reference
 from tinygrad_mlp.bench import digits as D
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.nn.optim import SGD
+from tinygrad_mlp.nn.optim import SGD, Adam
 from tinygrad_mlp.training.loop import (DivergenceError, DivergenceWarning, History, accuracy, predict,
                                    progress_bar, train)
 
@@ -400,6 +400,22 @@ def test_weights_that_overflow_under_a_finite_loss_keep_their_last_finite_values
     assert model.layers[0].W.data[0, 0] == 1e75 and model.layers[0].b.data[0] == 0.0
 
 
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_train_compiled_gives_the_eager_weights_bit_for_bit(opt, batch_size):
+    """One loop, two kinds of step: the replay (re-captured for the smaller last batch) is the tape's arithmetic."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 5)), rng.integers(0, 3, 50)
+    runs = []
+    for compiled in (None, "exact"):
+        m = MLP([5, 7, 3], output="softmax", seed=1)
+        o = {"sgd": lambda: SGD(m.parameters(), 0.05), "momentum": lambda: SGD(m.parameters(), 0.05, momentum=0.9),
+             "adam": lambda: Adam(m.parameters(), 0.01)}[opt]()
+        h = train(m, X, y, epochs=3, optimizer=o, batch_size=batch_size, seed=2, compiled=compiled)
+        runs.append((m.state_dict(), h.loss))
+    assert max_diff(runs[0][0], runs[1][0]) == 0.0 and runs[0][1] == runs[1][1]
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("compiled", [None, "exact"])
 def test_divergence_keeps_the_finite_updates_made_earlier_in_the_epoch(compiled):
@@ -610,15 +626,72 @@ def test_json_is_written_atomically_and_replaces_the_old_one(tmp_path, monkeypat
 
 
 # ---------------------------------------------------------------------------- pictures
-def test_plots_are_written_and_are_pngs(tmp_path, data):
+def test_plots_are_written_and_are_pngs(tmp_path, one_epoch_report):
     pytest.importorskip("matplotlib")
-    rep = D.run_benchmark(D.Config(epochs=2, only=("tinygrad_mlp", "reference"), quiet=True), data)
-    paths = D.write_plots(rep, tmp_path)
+    paths = D.write_plots(one_epoch_report, tmp_path)
     assert sorted(p.name for p in paths) == ["digits_confusion.png", "digits_learning_curves.png",
                                               "digits_samples.png", "digits_systems.png"]
     for p in paths:
         head = p.read_bytes()[:8]
         assert head == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def _report(rows, epochs=3, init="glorot"):
+    """A Report built by hand: the pictures are tested on known numbers, not on a run."""
+    data = D.Data(*(np.zeros((2, 64)),) * 2, np.array([0, 1]), np.array([0, 1]), *(np.zeros((2, 8, 8)),) * 2)
+    setup = D.Setup(D.Config(epochs=epochs, init=init), data, {}, [])
+    return D.Report(setup, [D.Result(name, name + " (row)", train_accuracy=tr, test_accuracy=te, seconds=sec,
+                                     loss_curve=list(loss), test_curve=list(acc), test_predictions=np.array([0, 1]))
+                            for name, tr, te, sec, loss, acc in rows])
+
+
+def test_systems_picture_starts_accuracy_at_zero_and_labels_every_bar():
+    """Issue 20: an axis from 0.93 made a fraction of a point look large; every bar carries its value."""
+    pytest.importorskip("matplotlib")
+    rows = [("tinygrad_mlp", 1.0, 0.975, 2.0, [1.0], [0.9]), ("reference", 0.9986, 0.9722, 1.0, [1.0], [0.9]),
+            ("sklearn_sgd", 0.991, 0.93, 8.0, [1.0], [])]
+    fig = D.make_figures(_report(rows))["digits_systems.png"]
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] == 0.0 and ax.get_xlim()[1] >= 1.0
+    texts = [t.get_text() for t in ax.texts]
+    for _, tr, te, *_ in rows:
+        assert f"train {tr:.3f}" in texts and f"test {te:.3f}" in texts
+    assert len([p for p in ax.patches]) == 2 * len(rows)
+
+
+def test_learning_curves_stop_at_the_epochs_run_and_say_which_coincide():
+    """Issue 20: scikit-learn's Adam ran 197 epochs beside 100; overlapping curves must show."""
+    pytest.importorskip("matplotlib")
+    same = list(np.linspace(1, 0.1, 16))
+    rows = [("tinygrad_mlp", 1, 1, 1, same, [0.8] * 16), ("reference", 1, 1, 1, same, [0.8] * 16),
+            ("compiled", 1, 1, 1, same, [0.8] * 16), ("sklearn_adam", 1, 1, 1, [0.9] * 31, [])]
+    fig = D.make_figures(_report(rows, epochs=16))["digits_learning_curves.png"]
+    lines = [line for ax in fig.axes for line in ax.lines]
+    assert lines and max(float(np.max(line.get_xdata())) for line in lines) == 16
+    markers = [line.get_marker() for line in fig.axes[0].lines]
+    assert len(set(markers)) == len(markers) and "None" not in markers  # each system its own marker
+    starts = {line.get_markevery()[0] for line in fig.axes[0].lines}
+    assert len(starts) > 1  # placed at different epochs, so coinciding curves show each marker
+    note = " ".join(" ".join(t.get_text() for t in fig.texts).split())  # wrapped lines joined
+    assert "These 3 start from the same weights" in note and "tinygrad_mlp, reference, compiled" in note
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "sklearn_adam (row) (31 epochs, first 16 shown)" in labels
+
+
+def test_samples_picture_titles_the_misclassified_row_for_what_it_is():
+    pytest.importorskip("matplotlib")
+    rep = _report([("tinygrad_mlp", 1, 0.5, 1, [1.0], [0.5])])
+    n = 40
+    d = rep.setup.data
+    d.images_test, d.y_test = np.zeros((n, 8, 8)), np.arange(n) % 10
+    pred = d.y_test.copy()
+    pred[[3, 20, 30]] = (pred[[3, 20, 30]] + 1) % 10
+    r = rep.results[0]
+    r.test_predictions, r.test_accuracy = pred, float(np.mean(pred == d.y_test))
+    fig = D.make_figures(rep)["digits_samples.png"]
+    titles = [sub._suptitle.get_text() for sub in fig.subfigs]
+    assert titles[0].startswith("The first 16 test digits")
+    assert titles[1].startswith("Picked on purpose: 2 of the 3 test digits (of 40) that tinygrad_mlp gets wrong")
 
 
 def test_plots_without_matplotlib_fail_clearly(monkeypatch, tmp_path, capsys):
@@ -642,6 +715,25 @@ def test_example_trains_and_reports_accuracy():
     assert r.returncode == 0, r.stderr
     test_acc = float(r.stdout.split("test accuracy")[1])
     assert test_acc >= 0.85
+
+
+def test_redirected_progress_has_no_carriage_returns_and_one_name_for_the_test_set():
+    """Issue 20: tqdm's \\r redraws only on a terminal; "test acc" everywhere, never "val acc"."""
+    r = _run(["-m", "tinygrad_mlp", "digits", "--epochs", "2", "--only", "tinygrad_mlp,reference,compiled"])
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "val acc" not in r.stderr + r.stdout
+    lines = [line for line in r.stderr.splitlines() if "epoch 2/2" in line]
+    assert len(lines) == 3 and all("test acc 0." in line for line in lines)
+    r = _run(["examples/train_digits.py", "1"])
+    assert "\r" not in r.stderr and "test acc" in r.stderr and "val acc" not in r.stderr
+
+
+def test_a_bad_value_prints_one_error_line_and_a_hint_not_the_usage(capsys):
+    assert D.main(["--lr", "x"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert lines[0].startswith("error: argument --lr: ") and len(lines) <= 2 and "usage" not in err
+    assert out == ""
 
 
 def test_benchmark_script_and_module_entry_point():

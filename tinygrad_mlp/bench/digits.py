@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -787,34 +788,76 @@ def format_table(rep: Report) -> str:
     return "\n".join(lines)
 
 
+def make_figures(rep: Report) -> dict:
+    """The report's pictures, as ``{file name: matplotlib Figure}`` (see :mod:`.plots`)."""
+    from . import plots
+
+    d, c = rep.setup.data, rep.setup.config
+    ours = rep.get("tinygrad_mlp")
+    figs = {}
+    if ours is None:
+        figs["digits_samples.png"] = plots.gallery_figure(
+            [("The first 24 test digits (8×8, pixel values 0..16) and their labels",
+              d.images_test[:24], d.y_test[:24], None)])
+    else:
+        pred = ours.test_predictions
+        wrong = np.flatnonzero(pred != d.y_test)
+        first = np.arange(min(16, len(pred)))
+        picked = [int(i) for i in wrong if i >= len(first)][:8]
+        sections = [(f"The first {len(first)} test digits (8×8, pixel values 0..16): true label / tinygrad_mlp prediction",
+                     d.images_test[first], d.y_test[first], pred[first])]
+        if picked:
+            sections.append((f"Picked on purpose: {len(picked)} of the {len(wrong)} test digits (of {len(d.y_test)}) "
+                             f"that tinygrad_mlp gets wrong (test accuracy {ours.test_accuracy:.3f})",
+                             d.images_test[picked], d.y_test[picked], pred[picked]))
+        figs["digits_samples.png"] = plots.gallery_figure(sections)
+    curves = {r.label: (r.loss_curve, r.test_curve) for r in rep.results if r.status == "ok" and r.loss_curve}
+    if curves:
+        figs["digits_learning_curves.png"] = plots.learning_curves_figure(curves, c.epochs, _coincide_note(rep))
+    if ours is not None:
+        figs["digits_confusion.png"] = plots.confusion_figure(
+            confusion_matrix(d.y_test, ours.test_predictions),
+            title=f"tinygrad_mlp, test set ({TEST_ACC} {ours.test_accuracy:.3f})")
+    rows = [(r.label, r.train_accuracy, r.test_accuracy, r.seconds) for r in rep.results if r.status == "ok"]
+    if rows:
+        figs["digits_systems.png"] = plots.systems_figure(rows, title=f"{c.epochs} epochs, same machine, same run")
+    return figs
+
+
+# Rows that start from the shared initial weights and visit the examples in the shared order, and rows
+# that draw scikit-learn's own weights and shuffles from RandomState(seed) (the same draws as each other).
+_SHARED_START = ("tinygrad_mlp", "reference", "torch", "compiled", "compiled_fused")
+_SKLEARN_START = ("sklearn_sgd", "estimator")
+
+
+def _coincide_note(rep: Report) -> str:
+    """Which learning curves lie on top of each other, and why: written inside the picture."""
+    groups = [_SHARED_START, _SKLEARN_START] if rep.setup.config.init == "glorot" else [_SHARED_START + _SKLEARN_START]
+    lines = []
+    for names in groups:
+        same = [r.label.split(" (")[0] for r in rep.results if r.status == "ok" and r.name in names and r.loss_curve]
+        if len(same) > 1:
+            lines.append(textwrap.fill(f"These {len(same)} start from the same weights and see the same example "
+                                       f"order, so their curves lie on one line: " + ", ".join(same), 110))
+    if lines:
+        lines.append("(each system's markers sit at different epochs, so each curve stays visible)")
+    return "\n".join(lines)
+
+
 def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
     """docs-ready PNGs: sample digits, learning curves, confusion matrix, accuracy and time per system."""
     from . import plots
 
     out = Path(directory)
     out.mkdir(exist_ok=True)  # only the folder itself: its parent must exist (files.check_output_path)
-    d = rep.setup.data
-    ours = rep.get("tinygrad_mlp")
-    # The first test digits, then (when there is a model) up to 8 it gets wrong.
-    pick = list(range(16 if ours is not None else 24))
-    if ours is not None:
-        pick += [int(i) for i in np.flatnonzero(ours.test_predictions != d.y_test) if i >= 16][:8]
-    paths = [plots.digit_gallery(d.images_test[pick], d.y_test[pick],
-                                 None if ours is None else ours.test_predictions[pick], out / "digits_samples.png")]
-    curves = {r.label: (r.loss_curve, r.test_curve) for r in rep.results if r.status == "ok" and r.loss_curve}
-    if curves:
-        same = [r.label.split(" (")[0] for r in rep.results
-                if r.status == "ok" and r.name in ("tinygrad_mlp", "reference", "torch", "compiled", "compiled_fused")]
-        note = (f"{', '.join(same)}: same initial weights, same example order, so their curves coincide."
-                if len(same) > 1 else "")
-        paths.append(plots.learning_curves(curves, out / "digits_learning_curves.png", note))
-    if ours is not None:
-        paths.append(plots.confusion(confusion_matrix(d.y_test, ours.test_predictions), out / "digits_confusion.png",
-                                     title=f"tinygrad_mlp, test set (accuracy {ours.test_accuracy:.3f})"))
-    rows = [(r.label, r.train_accuracy, r.test_accuracy, r.seconds) for r in rep.results if r.status == "ok"]
-    if rows:
-        paths.append(plots.systems_chart(rows, out / "digits_systems.png",
-                                         title=f"{rep.setup.config.epochs} epochs, same machine, same run"))
+    figs = make_figures(rep)
+    paths = []
+    try:
+        for name in list(figs):
+            paths.append(plots.save_png(figs.pop(name), out / name))
+    finally:
+        for fig in figs.values():  # those not written after a failure
+            plots.require_matplotlib().close(fig)
     return paths
 
 
@@ -977,7 +1020,9 @@ def _save_model(rep: Report, config: Config, path: str) -> Path:
 
     ours = rep.get("tinygrad_mlp")
     # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
-    meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "dataset": "sklearn.datasets.load_digits",
+    # input_range (the raw pixels' range) lets predict refuse images scaled 0..1 or 0..255.
+    meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "input_range": [0.0, 16.0],
+            "dataset": "sklearn.datasets.load_digits",
             "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
             "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
     saved = save(ours.model, path, meta=meta)

@@ -213,15 +213,10 @@ class MLP:
         which the loop checks.
         """
         g = self._g
-        pairs = [(layer.W, layer.b) for layer in self.layers]
-        W, b = pairs.pop()
-        if h.ndim == 1:
-            for Wl, bl in pairs:
-                h = g(Wl @ h + bl)
-            return W @ h + b
-        for Wl, bl in pairs:
-            h = g(h @ Wl.T + bl)
-        return h @ W.T + b
+        *hidden, last = self.layers
+        for layer in hidden:
+            h = g(F.affine(layer.W, h, layer.b))
+        return F.affine(last.W, h, last.b)
 
     def __call__(self, x) -> Tensor:
         """h^[L] = g_out(z^[L]): the network's output ŷ (or p for softmax)."""

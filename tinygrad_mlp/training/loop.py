@@ -162,6 +162,8 @@ def _inputs(model: MLP, X, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name}: expected shape (n, {model.sizes[0]}) with n >= 1, got {X.shape}")
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+    if model.input_scale is not None:  # a loaded model scales raw inputs as MLP.logits does
+        X = X * model.input_scale
     return np.ascontiguousarray(X)
 
 
@@ -431,9 +433,25 @@ class Steps:
         """One epoch over ``idx``: ``(Σ losses, steps applied, None or (step, non-finite loss))``."""
         isfinite = math.isfinite
         total = 0.0
+        if self.batch_size == 1 and self.compiled is None:
+            # The eager step, inlined: per-example steps are the practical's, and a call costs here.
+            rows, targets, loss = self.rows, self.targets, self.loss
+            forward, zero_grad, opt_step = self.model.forward_logits, self.optimizer.zero_grad, self.optimizer.step
+            for s, i in enumerate(idx.tolist()):
+                zero_grad()
+                l = loss(forward(rows[i]), targets[i])
+                v = l.data.item()
+                if not isfinite(v):  # checked before the backward: this update is never applied
+                    return total, s, (s, v)
+                total += v
+                l.backward()
+                opt_step()
+            return total, len(idx), None
         if self.batch_size == 1:
             step, rows, targets = self.step, self.rows, self.targets
-            s = 0
+            if isinstance(step, _Compiled) and step.shapes:
+                # Every row has one shape, captured already: call the replay itself, no wrapper per step.
+                step = step.call
             for s, i in enumerate(idx.tolist()):
                 v = step(rows[i], targets[i])
                 if not isfinite(v):
