@@ -857,7 +857,8 @@ class Program:
                     # fn used the input only as itself: the replay reads the caller's (C-contiguous) array
                     # in place of the buffer, and saves the copy
                     guards[-1] += f" or not {an}.flags.c_contiguous"
-                    head.extend(f"    {nm} = {an}" for nm in same)
+                    used = set().union(*(set(st.names()) for st in g.lines)) if g.lines else set()
+                    head.extend(f"    {nm} = {an}" for nm in same if nm in used)
                 else:
                     head.append(f"    copyto({b.input_names[k]}, {an}.data)" if isinstance(a, Tensor)
                                 else f"    copyto({b.input_names[k]}, {an})")
