@@ -272,8 +272,11 @@ _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
 
 
 def runs_rule(opt) -> bool:
-    """The optimiser's update is its description (not an overridden ``update()``)."""
-    return getattr(type(opt).update, "_runs_rule", False) and bool(getattr(type(opt), "RULES", ()))
+    """The optimiser's update is its description (not an overridden ``update()``), chosen by ``RULE_OF``.
+
+    Duck-typed: the compiler sits below ``nn`` and does not import the optimisers."""
+    return getattr(type(opt).update, "_runs_rule", False) and bool(getattr(type(opt), "RULES", ())) \
+        and getattr(type(opt).update_rule, "_reads_rule_of", False)  # so RULE_OF may be inlined
 
 
 def dry_scalars(opt, rule):
@@ -602,7 +605,7 @@ class Builder:
             flat = self.flatten(opt, items) if len(items) == len(pg) else None
             fused = self.fused_sgd(items) if self.fused and len(self.tr.steps) == 1 else None
             start = len(g.lines)
-            self.raw(f"opt = {on}\n_u = opt.update_rule()")
+            self.raw(f"opt = {on}\n_u = {type(opt).RULE_OF}")  # update_rule(), inlined
             for n, rule in enumerate(type(opt).RULES):
                 self.head(f"{'if' if n == 0 else 'elif'} _u is {g.name(rule, 'R')}:")
                 body_start = len(g.lines)

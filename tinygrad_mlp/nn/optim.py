@@ -45,6 +45,7 @@ class Update(NamedTuple):
 
 
 _RUNNERS: dict = {}
+_SELECTORS: dict = {}
 
 
 def runner(rule: Update):
@@ -117,10 +118,18 @@ class Optimizer:
             cap.optimizer_step(self)
         self.update()
 
+    #: A Python expression over ``opt`` choosing this step's :class:`Update` (None: no description).
+    #: One expression, so that a compiled replay can inline the same choice ``update_rule()`` makes.
+    RULE_OF = "None"
+
     def update_rule(self) -> "Update | None":
         """The description of this step's update under the current settings, or None."""
-        return None
+        fn = _SELECTORS.get(self.RULE_OF)
+        if fn is None:
+            fn = _SELECTORS[self.RULE_OF] = eval(f"lambda opt: {self.RULE_OF}")
+        return fn(self)
 
+    update_rule._reads_rule_of = True
     update = _run_rule
 
 
@@ -155,10 +164,7 @@ class SGD(Optimizer):
     NESTEROV = MOMENTUM._replace(apply="p -= lr * (mu * v + g)")
     RULES = (PLAIN, MOMENTUM, NESTEROV)
 
-    def update_rule(self) -> Update:
-        if not self.momentum:
-            return self.PLAIN
-        return self.NESTEROV if self.nesterov else self.MOMENTUM
+    RULE_OF = "opt.PLAIN if not opt.momentum else opt.NESTEROV if opt.nesterov else opt.MOMENTUM"
 
     update = _run_rule
 
@@ -213,7 +219,6 @@ class Adam(Optimizer):
                   apply="p -= lr_t * m / (np.sqrt(v) + eps)")
     RULES = (RULE,)
 
-    def update_rule(self) -> Update:
-        return self.RULE
+    RULE_OF = "opt.RULE"
 
     update = _run_rule
