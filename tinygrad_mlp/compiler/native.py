@@ -662,6 +662,7 @@ class NativeStep:
         self.prog = None
         self.fallback_reason = None
         self.compile_seconds = 0.0
+        self._fast = None
 
     def _kernel(self):
         prog = self.prog
@@ -681,6 +682,24 @@ class NativeStep:
         return k
 
     def __call__(self, *args):
+        f = self._fast
+        if f is not None:  # the hot path: the kernel of the last call, its guards inlined
+            k, rule, tail, want = f
+            if len(args) == len(want) and k.opt.update_rule() is rule and self.prog.valid():
+                for a, (shape, dtype) in zip(args, want):
+                    if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype \
+                            or not a.flags.c_contiguous:
+                        break
+                else:
+                    if self.compiled.check_finite:
+                        self.compiled._check_finite(args)
+                    k.sync_in()
+                    loss = k.body(*args, *tail)
+                    k.sync_out()
+                    return loss if k.returns else None
+        return self._call(args)
+
+    def _call(self, args):
         c = self.compiled
         if self.prog is None:
             out = c(*args)  # the capture: an eager step
@@ -699,8 +718,11 @@ class NativeStep:
         if c.check_finite:
             c._check_finite(xs)
         k.sync_in()
-        loss = k.body(*xs, k.params_flat, *[k.arenas[n] for n in k.arena_names], k.S)
+        tail = (k.params_flat, *[k.arenas[n] for n in k.arena_names], k.S)
+        loss = k.body(*xs, *tail)
         k.sync_out()
+        if all(type(a) is np.ndarray for a in args):
+            self._fast = (k, k.rule, tail, [(b.shape, b.dtype) for b in self.prog.inputs])
         return loss if k.returns else None
 
     def epoch(self, X, Y, order):
