@@ -146,7 +146,11 @@ class Div(Primitive):
 
 
 class Pow(Primitive):
-    """out = aᵖ for a scalar exponent p.   ∂L/∂a = g ⊙ p a^(p−1)."""
+    """out = aᵖ for a scalar exponent p.   ∂L/∂a = g ⊙ p a^(p−1),  and 0 for p = 0.
+
+    For p = 0 the derivative of the constant a⁰ = 1 is 0 everywhere, also at a = 0, where the
+    general formula would give 0 · 0⁻¹ = NaN (and a RuntimeWarning): PyTorch's convention too.
+    """
 
     name = "pow"
 
@@ -159,7 +163,36 @@ class Pow(Primitive):
         a, p = ctx
         if p == 2:
             return (g * (2.0 * a),)
+        if p == 0:
+            return (np.zeros(np.broadcast_shapes(np.shape(g), np.shape(a)), np.result_type(g, a)),)
+        if p == 1:
+            return (g * np.ones_like(a),)
         return (g * (p * a ** (p - 1)),)
+
+
+class PowT(Primitive):
+    """out = aᵇ with a tensor (or a constant) exponent b, elementwise and broadcast.
+
+    ∂L/∂a = g ⊙ b a^(b−1)   (0 where b = 0),
+    ∂L/∂b = g ⊙ aᵇ log a    (0 where a = 0 and b ≥ 0: the limit of aᵇ log a; PyTorch's convention).
+    ``2 ** x`` is this op with the constant base 2.
+    """
+
+    name, nin = "pow_tensor", 2
+
+    @staticmethod
+    def forward(a, b):
+        out = a**b
+        return out, (a, b, out)
+
+    @staticmethod
+    def vjp(g, ctx):
+        a, b, out = ctx
+        with np.errstate(divide="ignore", invalid="ignore"):
+            da = np.where(b == 0, 0.0, b * a ** (b - 1)) * g
+            # log of a constant base (2 ** x) in the output's dtype: np.log(2) alone is a float64
+            db = np.where((a == 0) & (b >= 0), 0.0, out * np.log(np.asarray(a, np.result_type(out, g)))) * g
+        return unbroadcast(da, _shape(a)), unbroadcast(db, _shape(b))
 
 
 class MatMul(Primitive):
@@ -259,37 +292,43 @@ class Tanh(Primitive):
 
 
 class Sigmoid(Primitive):
-    """h = σ(z) = 1 / (1 + e^(−z)).   ∂L/∂z = g ⊙ σ(z)(1 − σ(z)).
+    """h = σ(z) = 1 / (1 + e^(−z)).   ∂L/∂z = g ⊙ σ(z) σ(−z)   (= σ(z)(1 − σ(z))).
 
-    Computed as ½(1 + tanh(z/2)), which is the same function but never
-    overflows: σ(±1e3) is exactly 1 or 0 with a zero, finite derivative.
+    Both tails are computed from e = exp(−|z|) ∈ (0, 1], which never overflows:
+    σ(|z|) = 1 / (1 + e) and σ(−|z|) = e / (1 + e), each a few ulp from the true value
+    over the whole float range (σ(−40) = 4.2e-18, not 0).  The derivative is the product
+    σ(z) σ(−z) of two such values, so it keeps its tail on both sides (σ'(±50) = 1.9e-22),
+    where 1 − σ(z) would cancel to 0 for large positive z.  ctx = (σ(z), σ(−z)).
     """
 
     name = "sigmoid"
 
     @staticmethod
     def forward(z):
-        h = 0.5 * (1.0 + np.tanh(0.5 * z))
-        return h, h
+        e = np.exp(-np.abs(z))
+        d = 1.0 + e
+        big = 1.0 / d   # σ(|z|)
+        small = e / d   # σ(−|z|)
+        pos = z >= 0
+        h = np.where(pos, big, small)
+        return h, (h, np.where(pos, small, big))
 
     @staticmethod
-    def vjp(g, h):
-        t = 1.0 - h
-        if type(t) is not np.ndarray or t.shape != g.shape or t.dtype != g.dtype:
-            return (g * (h * t),)
-        np.multiply(h, t, out=t)
-        return (np.multiply(g, t, out=t),)
+    def vjp(g, ctx):
+        h, c = ctx
+        return (g * (h * c),)
 
 
 class Relu(Primitive):
-    """h = max(z, 0).   ∂L/∂z = g ⊙ 1[z > 0]   (0 at z = 0)."""
+    """h = max(z, 0).   ∂L/∂z = g ⊙ 1[z > 0]   (0 at z = 0; relu(−∞) = 0, NaN stays NaN)."""
 
     name = "relu"
 
     @staticmethod
     def forward(z):
         mask = z > 0
-        return z * mask, mask
+        # maximum, not z · mask: −∞ · 0 would be NaN (maximum keeps a NaN input NaN)
+        return np.maximum(z, 0), mask
 
     @staticmethod
     def vjp(g, mask):
@@ -325,6 +364,136 @@ class Log(Primitive):
         return (g / z,)
 
 
+class Abs(Primitive):
+    """out = |a|.   ∂L/∂a = g ⊙ sign(a)   (0 at a = 0, as PyTorch's subgradient)."""
+
+    name = "abs"
+
+    @staticmethod
+    def forward(a):
+        return np.abs(a), a
+
+    @staticmethod
+    def vjp(g, a):
+        return (g * np.sign(a),)
+
+
+class Sqrt(Primitive):
+    """out = √a.   ∂L/∂a = g / (2√a)   (+∞ at a = 0, NaN below: the derivative's own values)."""
+
+    name = "sqrt"
+
+    @staticmethod
+    def forward(a):
+        out = np.sqrt(a)
+        return out, out
+
+    @staticmethod
+    def vjp(g, out):
+        with np.errstate(divide="ignore"):
+            return (g / (2.0 * out),)
+
+
+class Clamp(Primitive):
+    """out = min(max(a, lo), hi) (either bound may be None).
+
+    ∂L/∂a = g ⊙ 1[lo ≤ a ≤ hi]: the gradient passes where a is inside the closed interval,
+    bounds included, as PyTorch's clamp does; it is 0 where a bound took over.
+    """
+
+    name = "clamp"
+
+    @staticmethod
+    def forward(a, lo=None, hi=None):
+        out = a
+        inside = np.ones(np.shape(a), dtype=bool)
+        if lo is not None:
+            out = np.maximum(out, lo)
+            inside &= a >= lo
+        if hi is not None:
+            out = np.minimum(out, hi)
+            inside &= a <= hi
+        if out is a:
+            out = np.array(a, copy=True)
+        return out.astype(np.result_type(a), copy=False), inside
+
+    @staticmethod
+    def vjp(g, inside):
+        return (g * inside,)
+
+
+class Max(Primitive):
+    """out = max z along ``axis`` (all of z for ``axis=None``).
+
+    ∂L/∂zᵢ = g where zᵢ is the maximum, 0 elsewhere.  Ties follow PyTorch: a reduction along one
+    axis (``max(dim)``) sends g to the first maximal entry, the one its indices name; a reduction
+    over everything (``max()``) shares g evenly among the tied entries.  ``min`` is −max(−z).
+    ctx = (weights, axis, keepdims) with weights summing to 1 over each reduced slice.
+    """
+
+    name = "max"
+
+    @staticmethod
+    def forward(z, axis=None, keepdims=False):
+        if axis is None:
+            out = np.max(z, keepdims=keepdims)
+            hit = z == np.max(z)
+            if np.isnan(out).any():  # NaN is the max: the gradient goes to the NaNs
+                hit = np.isnan(z)
+            w = hit.astype(np.result_type(z, np.float32))
+            w /= w.sum()
+        else:
+            idx = np.expand_dims(np.argmax(z, axis=axis), axis)
+            out = np.take_along_axis(z, idx, axis)
+            w = np.zeros(z.shape, dtype=bool)
+            np.put_along_axis(w, idx, True, axis)
+            if not keepdims:
+                out = np.squeeze(out, axis)
+        return out, (w, axis, keepdims)
+
+    @staticmethod
+    def vjp(g, ctx):
+        w, axis, keepdims = ctx
+        if axis is not None and not keepdims:
+            g = np.expand_dims(g, axis)
+        return (g * w,)
+
+
+class Copy(Primitive):
+    """out = a copy of a (``clone``).   ∂L/∂a = g."""
+
+    name = "copy"
+
+    @staticmethod
+    def forward(a):
+        return np.array(a, copy=True), None
+
+    @staticmethod
+    def vjp(g, ctx):
+        return (g,)
+
+
+class Compare(Primitive):
+    """out = a ∘ b elementwise for ∘ one of ==, !=, <, <=, >, >= (``op`` names the ufunc): a bool array.
+
+    Piecewise constant, so it has no gradient: Tensor applies it with grad mode off (PyTorch's
+    comparisons give a tensor that does not require grad).  The vjp exists for completeness: zeros.
+    """
+
+    name, nin = "compare", 2
+    OPS = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+           "gt": np.greater, "ge": np.greater_equal}
+
+    @staticmethod
+    def forward(a, b, op):
+        return Compare.OPS[op](a, b), (_shape(a), _shape(b))
+
+    @staticmethod
+    def vjp(g, ctx):
+        sa, sb = ctx
+        return np.zeros(sa, g.dtype), np.zeros(sb, g.dtype)
+
+
 class LogSumExp(Primitive):
     """out = log Σⱼ exp(zⱼ) along ``axis``, shifted by m = max z so no exp overflows.
 
@@ -342,6 +511,10 @@ class LogSumExp(Primitive):
             # bookkeeping, which costs more than the arithmetic on a tiny vector.
             m = flat_max(z)
             if not math.isfinite(m):
+                if m == math.inf:  # log Σ exp is +∞; its slope is NaN at the +∞ entries, 0 elsewhere (PyTorch's)
+                    t = np.where(z == np.inf, np.nan, 0.0).astype(z.dtype)
+                    lse = np.array(np.inf, dtype=z.dtype).reshape((1,) * z.ndim)
+                    return (lse if keepdims else lse.reshape(())), (z, lse, keepdims, t, 1.0)
                 m = 0.0  # an all −inf input would give (−inf) − (−inf) = nan
             t = np.exp(z - m)
             r = flat_sum(t)
@@ -350,12 +523,18 @@ class LogSumExp(Primitive):
             out = lse if keepdims else lse.reshape(())
             return out, (z, lse, keepdims, t, r)
         m = z.max(axis=axis, keepdims=True)
+        pinf = None
         if not np.isfinite(m).all():
+            pinf = m == np.inf
             m = np.where(np.isfinite(m), m, 0.0)  # an all −inf row would give (−inf) − (−inf) = nan
         t = np.exp(z - m)
         r = t.sum(axis=axis, keepdims=True)
         lse = np.log(r)
         lse += m
+        if pinf is not None and pinf.any():  # rows holding +∞: lse = +∞, slope NaN at the +∞ entries, 0 elsewhere
+            t = np.where(pinf, np.where(z == np.inf, np.nan, 0.0), t).astype(t.dtype)
+            r = np.where(pinf, 1.0, r).astype(r.dtype)
+            lse = np.where(pinf, np.inf, lse).astype(lse.dtype)
         out = lse if keepdims else lse.squeeze(axis)
         return out, (z, lse, keepdims, t, r)
 
@@ -495,6 +674,6 @@ def _is_basic(index) -> bool:
 
 PRIMITIVES: dict[str, type[Primitive]] = {
     p.name: p
-    for p in (Add, Sub, Neg, Mul, Div, Pow, MatMul, Affine, Tanh, Sigmoid, Relu, Exp, Log,
-              LogSumExp, CrossEntropy, Sum, Mean, Reshape, Transpose, GetItem)
+    for p in (Add, Sub, Neg, Mul, Div, Pow, PowT, MatMul, Affine, Tanh, Sigmoid, Relu, Exp, Log, Abs, Sqrt,
+              Clamp, Max, Copy, Compare, LogSumExp, CrossEntropy, Sum, Mean, Reshape, Transpose, GetItem)
 }

@@ -168,7 +168,8 @@ BLAS_AT = 20_000  # multiply-adds from which a product goes to BLAS (np.dot) rat
 
 _BIN = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">"}
 _UN = {"neg": "-({})", "tanh": "np.tanh({})", "exp": "np.exp({})", "log": "np.log({})",
-       "sqrt": "np.sqrt({})", "copy": "{}"}
+       "sqrt": "np.sqrt({})", "copy": "{}", "abs": "np.abs({})",
+       "sign": "np.sign({})"}
 
 
 class Renderer:

@@ -243,6 +243,26 @@ def log_vjp(b, c, gv, need):
     return [n]
 
 
+def abs_vjp(b, c, gv, need):
+    """g ⊙ sign(a), as Abs.vjp."""
+    _, oshape, odt = _geometry(c)
+    t, n = b.buf(np.shape(c.ins[0]), np.asarray(c.ins[0]).dtype), b.buf(oshape, odt)
+    b.op("sign", [c.a[0]], t)
+    b.op("mul", [gv, t], n)
+    return [n]
+
+
+def copy_forward(b, c):
+    o = _outbuf(b, c)
+    if o is not None:
+        b.op("copy", [c.a[0]], o)
+    return o
+
+
+def copy_vjp(b, c, gv, need):
+    return [gv]  # ∂L/∂a = g itself, as Copy.vjp (the backward gives each consumer its own memory)
+
+
 # ------------------------------------------------------------------------------ matmul
 def matmul_vjp(b, c, gv, need):
     A, B = c.ins
@@ -363,7 +383,7 @@ FUNCS = {"lse_axis": lse_axis, "isfinite_": math.isfinite, "log_": math.log, "np
          "neg": np.negative, "tanh": np.tanh, "exp": np.exp, "log": np.log, "gt": np.greater,
          "copyto": np.copyto, "add_reduce": np.add.reduce, "max_reduce": np.maximum.reduce,
          "isfinite": np.isfinite, "sqrt": np.sqrt,
-         "copy": np.positive}  # copy(a, out=o): the values of a, as an out= call
+         "copy": np.positive, "abs": np.abs, "sign": np.sign}  # copy(a, out=o): the values of a, as an out= call
 
 
 def _lse_ok(z, args, out, ctx) -> bool:
@@ -535,6 +555,14 @@ RULES: dict = {
     P.Sigmoid: Rule(sigmoid_forward, sigmoid_vjp),
     P.Relu: Rule(relu_forward, relu_vjp),
     P.Exp: Rule(elementwise("exp"), exp_vjp),
+    P.Abs: Rule(elementwise("abs"), abs_vjp),
+    P.Copy: Rule(copy_forward, copy_vjp),
+    # no buffered form yet: the primitive's own forward and vjp (allocating, the same bits)
+    P.PowT: GENERIC,
+    P.Sqrt: GENERIC,
+    P.Clamp: GENERIC,
+    P.Max: GENERIC,
+    P.Compare: GENERIC,
     P.Log: Rule(elementwise("log"), log_vjp),
     P.LogSumExp: Rule(lse_forward, lse_vjp),
     P.CrossEntropy: Rule(cross_entropy_forward, cross_entropy_vjp),

@@ -6,6 +6,7 @@ so there z^[l] = h^[l−1] W^[l]ᵀ + b^[l], row by row the same equation.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -35,6 +36,18 @@ def as_tensor(x: Any, name: str, dtype=np.float64) -> Tensor:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return x
+
+
+def _overflowed(z: np.ndarray) -> bool:
+    """One cheap test of a hidden z^[l]: is any entry inf or NaN?
+
+    A saturating g hides an overflow (tanh(±inf) = ±1, relu(−inf) = 0), so every layer's z is
+    checked, not only the output's.  z·z (one BLAS call, a fraction of isfinite().all()) is finite
+    when every entry is, unless some |zᵢ| > 1e154; only then are the entries looked at one by one.
+    """
+    if math.isfinite(np.vdot(z, z)):
+        return False
+    return not np.isfinite(z).all()
 
 
 def _check_forward(z: np.ndarray) -> None:
@@ -103,6 +116,11 @@ class Linear:
 
     def parameters(self) -> list[Tensor]:
         return [self.W, self.b]
+
+    def named_parameters(self):
+        """(name, tensor) pairs: ``("W", W)``, ``("b", b)`` — the attribute names, as in PyTorch."""
+        yield "W", self.W
+        yield "b", self.b
 
     def __repr__(self) -> str:
         return f"Linear(in_features={self.in_features}, out_features={self.out_features})"
@@ -197,7 +215,17 @@ class MLP:
         h = self._input(x)
         # One errstate per forward, not per op: an overflow becomes the ValueError below, not a warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            z = self.forward_logits(h)
+            g = self._g
+            *hidden, last = self.layers
+            for layer in hidden:
+                z = F.affine(layer.W, h, layer.b)
+                zd = z.data
+                # A hidden tanh or sigmoid would turn an overflowed z^[l] into a confident ±1: check every layer.
+                # vdot is one cheap pass; only an inf there (possibly a finite but huge z) pays the exact check.
+                if not math.isfinite(np.vdot(zd, zd)) and not np.isfinite(zd).all():
+                    _check_forward(zd)
+                h = g(z)
+            z = F.affine(last.W, h, last.b)
         _check_forward(z.data)
         return z
 
@@ -234,6 +262,8 @@ class MLP:
         with np.errstate(over="ignore", invalid="ignore"):
             for l, layer in enumerate(self.layers):
                 z = layer(h).retain_grad()
+                if _overflowed(z.data):
+                    _check_forward(z.data)
                 g = self._g_out if l == len(self.layers) - 1 else self._g
                 h = g(z)
                 if h is z:  # identity: give h its own node so both gradients can be read
@@ -272,6 +302,13 @@ class MLP:
     def parameters(self) -> list[Tensor]:
         """[W^[1], b^[1], …, W^[L], b^[L]]."""
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self):
+        """(name, tensor) pairs in ``parameters()`` order, named as :meth:`state_dict` keys them:
+        ``W1, b1, …, WL, bL`` (PyTorch's named_parameters also match its state_dict keys)."""
+        for l, layer in enumerate(self.layers, 1):
+            yield f"W{l}", layer.W
+            yield f"b{l}", layer.b
 
     def zero_grad(self) -> None:
         """Forget every parameter's ``.grad`` (backward accumulates, so call this between steps)."""
