@@ -122,6 +122,19 @@ def make_fused(width, batch):
     return compile_step(_tiny_step(width), check_finite=False, fused=True)
 
 
+def make_native(width, batch):
+    """``compile(step, backend="native")``: the captured step as a numba kernel, called per step."""
+    return compile_step(_tiny_step(width), check_finite=False, backend="native")
+
+
+def _have_numba():
+    try:
+        import numba  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def make_torch(width, batch):
     import torch
 
@@ -147,7 +160,7 @@ def make_torch(width, batch):
 
 
 SYSTEMS = {"numpy": make_numpy, "eager": make_eager, "compiled": make_compiled, "fused": make_fused,
-           "torch": make_torch}
+           "torch": make_torch, "native": make_native}
 
 
 def _have_torch():
@@ -192,14 +205,23 @@ def time_per_step(systems, width, batch, steps, repeats):
 def q3(epochs, repeats, n=1437):
     """Per-example SGD on a digits-sized set: seconds per step of numpy, eager and compiled (interleaved)."""
     xs, ys = _data(n, 1, seed=1)
-    steps = {name: SYSTEMS[name](50, 1) for name in ("numpy", "eager", "compiled", "fused")}
+    names = ("numpy", "eager", "compiled", "fused") + (("native",) if _have_numba() else ())
+    steps = {name: SYSTEMS[name](50, 1) for name in names}
     for step in steps.values():
         step(xs[0], ys[0])
+    X, Y = np.array(xs), np.array(ys)
+    order = np.arange(n)
+    if "native" in steps:  # the same kernel, the loop over the examples inside it
+        steps["native_epoch"] = SYSTEMS["native"](50, 1)
+        steps["native_epoch"](xs[0], ys[0])
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
             t0 = time.perf_counter()
             for _ in range(epochs):
+                if name == "native_epoch":
+                    step.epoch(X, Y, order)
+                    continue
                 for x, y in zip(xs, ys):
                     step(x, y)
             times[name].append((time.perf_counter() - t0) / (epochs * n))
@@ -226,7 +248,8 @@ def plot(results, systems, path):
     axes = np.atleast_1d(axes)
     styles = {"numpy": ("k", "o", "hand-written NumPy"), "eager": ("C0", "s", "tinygrad_mlp eager"),
               "compiled": ("C2", "^", "tinygrad_mlp compiled"),
-              "fused": ("C1", "v", "tinygrad_mlp compiled, fused"), "torch": ("C3", "D", "PyTorch eager")}
+              "fused": ("C1", "v", "tinygrad_mlp compiled, fused"), "torch": ("C3", "D", "PyTorch eager"),
+              "native": ("C4", "P", "tinygrad_mlp native (numba)")}
     for ax, b in zip(axes, batches):
         widths = sorted(w for bb, w in results if bb == b)
         for s in systems:
@@ -253,12 +276,16 @@ def main(argv=None):
     ap.add_argument("--plot", metavar="PATH", help="draw the log-log plot to PATH (needs matplotlib)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    ap.add_argument("--sizes", metavar="B:W[,B:W]", help="only these (batch, width) points, e.g. 256:1024")
+    ap.add_argument("--no-q3", action="store_true", help="skip the Q3-like block")
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS (and PyTorch) threads; 1 by default, as the machine is shared (0: leave as is)")
     args = ap.parse_args(argv)
     limiter = None
     if args.threads:
         try:
+            if _have_numba():  # numba's np.dot calls scipy's BLAS: load it now, so that the limit covers it
+                import scipy.linalg.cython_blas  # noqa: F401
             from threadpoolctl import threadpool_limits
             limiter = threadpool_limits(args.threads)
         except ImportError:
@@ -268,28 +295,35 @@ def main(argv=None):
     THREADS[0] = args.threads or (os.cpu_count() or 1)
     batches, widths = ((1, 16), (50, 256)) if args.quick else ((1, 16, 256), (50, 256, 1024))
     repeats = 1 if args.quick else args.repeats
-    systems = ["numpy", "eager", "compiled", "fused"] + (["torch"] if _have_torch() and not args.no_torch else [])
+    systems = ["numpy", "eager", "compiled", "fused"] + (["torch"] if _have_torch() and not args.no_torch else []) \
+        + (["native"] if _have_numba() else [])
+    points = [(b, w) for b in batches for w in widths]
+    if args.sizes:
+        try:
+            points = [tuple(int(v) for v in p.split(":")) for p in args.sizes.split(",")]
+        except ValueError:
+            ap.error(f"--sizes: expected B:W[,B:W], got {args.sizes!r}")
     print(f"machine: {machine()}; BLAS threads: {args.threads or 'default'}")
     print(f"median seconds per step over {repeats} repeats; ratios are to hand-written NumPy\n")
     head = f"{'batch':>5} {'width':>5} " + " ".join(f"{s + ' µs':>12}" for s in systems) + \
         "  " + " ".join(f"{s + '/np':>12}" for s in systems if s != "numpy") + "  faults/step: np, eager, compiled"
     print(head)
     results = {}
-    for b in batches:
-        for w in widths:
-            # enough steps for ~0.05 s of hand-written NumPy per repeat, at least 20
-            work = b * w
-            steps = 20 if args.quick else int(min(2000, max(20, 2000 * 50 / max(work, 50))))
-            r = time_per_step(systems, w, b, steps, repeats)
-            results[(b, w)] = r
-            print(f"{b:>5} {w:>5} " + " ".join(f"{r[s] * 1e6:>12.1f}" for s in systems) + "  " +
-                  " ".join(f"{r[s] / r['numpy']:>12.2f}" for s in systems if s != "numpy") + "  " +
-                  ", ".join(f"{r['faults'][s]:.0f}" for s in ("numpy", "eager", "compiled")), flush=True)
+    for b, w in points:
+        # enough steps for ~0.05 s of hand-written NumPy per repeat, at least 20
+        work = b * w
+        steps = 20 if args.quick else int(min(2000, max(20, 2000 * 50 / max(work, 50))))
+        r = time_per_step(systems, w, b, steps, repeats)
+        results[(b, w)] = r
+        print(f"{b:>5} {w:>5} " + " ".join(f"{r[s] * 1e6:>12.1f}" for s in systems) + "  " +
+              " ".join(f"{r[s] / r['numpy']:>12.2f}" for s in systems if s != "numpy") + "  " +
+              ", ".join(f"{r['faults'][s]:.0f}" for s in ("numpy", "eager", "compiled")), flush=True)
     epochs = 1 if args.quick else 3
-    q = q3(epochs, repeats)
-    print(f"\nQ3-like: per-example SGD, 64-50-10, {epochs} epoch(s) of 1,437 rows, median of {repeats}")
-    for s in ("numpy", "eager", "compiled", "fused"):
-        print(f"  {s:>9}: {q[s] * 1e6:7.1f} µs/step  ({q[s] / q['numpy']:.2f}x hand-written NumPy)")
+    if not args.no_q3:
+        q = q3(epochs, repeats)
+        print(f"\nQ3-like: per-example SGD, 64-50-10, {epochs} epoch(s) of 1,437 rows, median of {repeats}")
+        for s in q:
+            print(f"  {s:>12}: {q[s] * 1e6:7.1f} µs/step  ({q[s] / q['numpy']:.2f}x hand-written NumPy)")
     if args.plot:
         plot(results, systems, args.plot)
     if limiter is not None:

@@ -55,10 +55,10 @@ def test_the_flat_sgd_update_is_bit_identical_to_sgd_step_and_is_used(momentum):
         assert bits_equal(p1.data, p2.data) and bits_equal(p1.grad, p2.grad)
     # one mul and one sub over all parameters, not one pair per parameter
     src = compiled.source
-    assert src.count("sub(F") >= 1 and "if not mu:" in src
+    assert src.count("sub(F") >= 1
     if momentum:  # the velocity SGD keeps is the replay's flat buffer, seen per parameter
         vel = o2.velocity
-        assert all(v is not None and v.base is vel[0].base for v in vel)
+        assert vel[0].base is not None and all(v is not None and v.base is vel[0].base for v in vel)
 
 
 def test_flat_sgd_follows_the_velocity_and_rate_the_user_changes_between_replays():

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import numbers
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
 from ..autograd.tape import state
 from ..autograd.tensor import Tensor
 
-__all__ = ["SGD", "Adam", "Optimizer"]
+__all__ = ["SGD", "Adam", "Optimizer", "Update"]
 
 
 def _check_positive(value, name: str) -> float:
@@ -18,10 +18,77 @@ def _check_positive(value, name: str) -> float:
     return float(value)
 
 
+class Update(NamedTuple):
+    """One optimiser's elementwise update, written once.
+
+    The eager :meth:`Optimizer.update` runs it on NumPy arrays, and the compiler lowers the same
+    text to its replay (NumPy ``out=`` calls over one flat buffer, or a numba loop), so the update
+    exists in one place.  Each field is Python source:
+
+    * ``scalars``: statements run once per step, reading the optimiser as ``opt`` (hyper-parameters,
+      Adam's step count and bias-corrected rate);
+    * ``state``: per-parameter state, as pairs (attribute of the optimiser holding a list with one
+      array per parameter, the short name the statements use);
+    * ``init``: statements for a parameter whose state is still None (SGD's first velocity is g);
+    * ``advance``: the state's update when it exists;
+    * ``apply``: θ's update.
+
+    The per-parameter statements see ``p`` (θ, updated in place), ``g`` (∂L/∂θ), the state names and
+    the scalars; only in-place or plain assignments, ``+ - * /``, and ``np.sqrt``.
+    """
+
+    scalars: str
+    state: tuple = ()
+    init: str = ""
+    advance: str = ""
+    apply: str = ""
+
+
+_RUNNERS: dict = {}
+_SELECTORS: dict = {}
+
+
+def runner(rule: Update):
+    """The eager form of ``rule``: a function ``run(opt)`` generated once from its text."""
+    fn = _RUNNERS.get(rule)
+    if fn is None:
+        def block(code, depth):
+            pad = "    " * depth
+            return "".join(pad + ln.strip() + "\n" for part in code.split("\n") for ln in part.split(";")
+                           if ln.strip())
+        lists = "".join(f"    _{short} = opt.{attr}\n" for attr, short in rule.state)
+        load = "".join(f"        {short} = _{short}[i]\n" for _, short in rule.state)
+        if rule.init:
+            first = rule.state[0][1]
+            stash = "".join(f"            _{short}[i] = {short}\n" for _, short in rule.state)
+            state = (f"        if {first} is None:\n" + block(rule.init, 3) + stash
+                     + "        else:\n" + block(rule.advance or "pass", 3))
+        else:
+            state = block(rule.advance, 2)
+        src = ("def run(opt):\n" + block(rule.scalars, 1) + lists
+               + "    for i, P in enumerate(opt.params):\n        g = P.grad\n        if g is None:\n"
+               + "            continue  # not in this step's graph: left alone\n        p = P.data\n"
+               + load + state + block(rule.apply, 2))
+        ns = {"np": np}
+        exec(compile(src, f"<update of {rule.apply}>", "exec"), ns)
+        fn = _RUNNERS[rule] = ns["run"]
+        fn.source = src
+    return fn
+
+
+def _run_rule(self) -> None:
+    runner(self.update_rule())(self)
+
+
+_run_rule._runs_rule = True  # a capture may lower update_rule() in place of calling update()
+
+
 class Optimizer:
     """Base class: ``step()`` announces itself to a capture in progress, then runs :meth:`update`.
 
-    Subclasses implement ``update()``, the in-place rule θ ← … from ``p.grad``.
+    A subclass either describes its update (:meth:`update_rule` returns an :class:`Update`; the
+    inherited ``update()`` runs it, and a compiled step lowers the same description), or overrides
+    ``update()``, the in-place rule θ ← … from ``p.grad`` (a compiled step then calls it).
     """
 
     def __init__(self, params: Iterable[Tensor]) -> None:
@@ -51,8 +118,19 @@ class Optimizer:
             cap.optimizer_step(self)
         self.update()
 
-    def update(self) -> None:
-        raise NotImplementedError
+    #: A Python expression over ``opt`` choosing this step's :class:`Update` (None: no description).
+    #: One expression, so that a compiled replay can inline the same choice ``update_rule()`` makes.
+    RULE_OF = "None"
+
+    def update_rule(self) -> "Update | None":
+        """The description of this step's update under the current settings, or None."""
+        fn = _SELECTORS.get(self.RULE_OF)
+        if fn is None:
+            fn = _SELECTORS[self.RULE_OF] = eval(f"lambda opt: {self.RULE_OF}")
+        return fn(self)
+
+    update_rule._reads_rule_of = True
+    update = _run_rule
 
 
 class SGD(Optimizer):
@@ -79,27 +157,16 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.velocity = [None] * len(self.params)
 
-    def update(self) -> None:
-        lr, mu = self.lr, self.momentum
-        if not mu:  # plain SGD, once per training step: nothing but the update in the loop
-            for p in self.params:
-                g = p.grad
-                if g is not None:
-                    p.data -= lr * g
-            return
-        for i, p in enumerate(self.params):
-            g = p.grad
-            if g is None:
-                continue
-            if mu:
-                v = self.velocity[i]
-                if v is None:
-                    v = self.velocity[i] = g.copy()
-                else:
-                    v *= mu
-                    v += g
-                g = mu * v + g if self.nesterov else v
-            p.data -= lr * g
+    # v ← μ v + g in place, as PyTorch; the first step's velocity is g itself.
+    PLAIN = Update("lr = opt.lr", apply="p -= lr * g")
+    MOMENTUM = Update("lr = opt.lr; mu = opt.momentum", (("velocity", "v"),), init="v = g.copy()",
+                      advance="v *= mu; v += g", apply="p -= lr * v")
+    NESTEROV = MOMENTUM._replace(apply="p -= lr * (mu * v + g)")
+    RULES = (PLAIN, MOMENTUM, NESTEROV)
+
+    RULE_OF = "opt.PLAIN if not opt.momentum else opt.NESTEROV if opt.nesterov else opt.MOMENTUM"
+
+    update = _run_rule
 
 
 class Adam(Optimizer):
@@ -144,18 +211,14 @@ class Adam(Optimizer):
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
 
-    def update(self) -> None:
-        b1, b2 = self.beta1, self.beta2
-        self.t += 1
-        t = self.t
-        lr_t = self.lr * np.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-        for p, m, v in zip(self.params, self.m, self.v):
-            g = p.grad
-            if g is None:  # not in this step's graph: left alone, as SGD leaves it
-                continue
-            # In place, but in the same operation order as scikit-learn, so the numbers agree bit for bit.
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            p.data -= lr_t * m / (np.sqrt(v) + self.eps)
+    # In place, in the same operation order as scikit-learn, so the numbers agree bit for bit.
+    RULE = Update("opt.t += 1; t = opt.t; b1 = opt.beta1; b2 = opt.beta2; eps = opt.eps; "
+                  "lr_t = opt.lr * np.sqrt(1.0 - b2**t) / (1.0 - b1**t)",
+                  (("m", "m"), ("v", "v")),
+                  advance="m *= b1; m += (1.0 - b1) * g; v *= b2; v += (1.0 - b2) * (g * g)",
+                  apply="p -= lr_t * m / (np.sqrt(v) + eps)")
+    RULES = (RULE,)
+
+    RULE_OF = "opt.RULE"
+
+    update = _run_rule

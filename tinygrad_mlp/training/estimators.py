@@ -287,8 +287,10 @@ def _check_params(est) -> tuple:
     real("beta_2", 0.0, 1.0, high_open=True)
     real("epsilon", 0.0, low_open=True)
     integer("n_iter_no_change", 1, allow_inf=True)
-    for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "compiled"):
+    for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
         boolean(name)
+    if est.compiled != "native":  # compiled: a bool, or "native" (the numba kernel)
+        boolean("compiled")
     if not (isinstance(est.verbose, numbers.Integral) or isinstance(est.verbose, (bool, np.bool_))):
         raise InvalidParameterError(f"verbose: expected a bool or an int, got {est.verbose!r}")
     if est.batch_size != "auto":
@@ -694,7 +696,7 @@ class _BaseMLP(BaseEstimator):
         if sp.issparse(X) or sample_weight is not None or scale != 1.0 or self.out_activation_ == "exp":
             steps = _WeightedSteps(self, X, Y, sample_weight, batch_size, scale)
         else:
-            compiled = "exact" if self.compiled else None
+            compiled = "native" if self.compiled == "native" else "exact" if self.compiled else None
             # Class indices for a softmax output, eagerly; a replay freezes Python ints, so it takes one-hot rows.
             T = Y.argmax(axis=1) if self.out_activation_ == "softmax" and compiled is None else Y
             steps = Steps(model, opt, self._step_loss(), X, T, batch_size=batch_size, compiled=compiled)
@@ -902,9 +904,10 @@ _PARAMS_DOC = """
         Stop when the epoch loss (or validation score) has not improved by ``tol`` for more than this many epochs.
     max_fun : int, default=15000
         "lbfgs" only: the most loss-and-gradient evaluations.
-    compiled : bool, default=False
+    compiled : bool or "native", default=False
         Replay each training step with :func:`tinygrad_mlp.compiler.compiled.compile` (same numbers, less
-        overhead; dense X only).
+        overhead; dense X only); "native" runs it as a numba kernel (``backend="native"``, weights equal
+        to rounding; needs numba).
     on_divergence : {"raise", "warn"}, default="raise"
         What a non-finite training loss does (see the module docstring).
 

@@ -67,7 +67,7 @@ __all__ = ["train", "run_epochs", "Steps", "History", "predict", "accuracy", "Di
            "DivergenceWarning", "progress_bar", "ON_DIVERGENCE", "COMPILED"]
 
 ON_DIVERGENCE = ("raise", "warn")
-COMPILED = (None, "exact", "fused")
+COMPILED = (None, "exact", "fused", "native")
 
 
 class DivergenceError(ValueError, FloatingPointError):
@@ -321,13 +321,14 @@ class _Compiled:
     the optimiser state are kept before each new capture, to undo it before going on eagerly.
     """
 
-    def __init__(self, fn, eager, params, optimizer, fused: bool) -> None:
+    def __init__(self, fn, eager, params, optimizer, fused: bool, backend: str = "numpy") -> None:
         try:
             from ..compiler import CaptureError, compile as compile_step
         except ImportError as e:
             raise ImportError(f"compiled: needs tinygrad_mlp.compiler, which failed to import ({e})") from e
         self.error = CaptureError
-        self.replay = compile_step(fn, check_finite=False, fused=fused)  # the data was checked once, up front
+        # the data was checked once, up front
+        self.replay = compile_step(fn, check_finite=False, fused=fused, backend=backend)
         self.eager, self.params, self.optimizer = eager, params, optimizer
         self.shapes: set = set()
         self.call = self.replay
@@ -410,7 +411,7 @@ class Steps:
                 return l
 
             self.step = _Compiled(full, lambda x, t: eager(_new(x), t), self.params, optimizer,
-                                  fused=compiled == "fused")
+                                  fused=compiled == "fused", backend="native" if compiled == "native" else "numpy")
             self.wrap = None
         # Per-example steps spend microseconds each: rows are split (and wrapped for the tape) once.
         if batch_size == 1:
@@ -551,7 +552,7 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
         The progress report's label.
     val_label : str
         How the progress report names the accuracy on ``(X_val, y_val)`` ("test acc" for a test set).
-    compiled : {None, "exact", "fused"}
+    compiled : {None, "exact", "fused", "native"}
         Replay every step through :func:`tinygrad_mlp.compiler.compile`: "exact" gives weights
         bit-identical to eager training, "fused" equal to rounding, each with less overhead per step.
     callback : callable, optional

@@ -1,0 +1,258 @@
+"""compile(step, backend="native"): the captured step as a numba kernel (tinygrad_mlp.compiler.native).
+
+Expected values come from eager training (the tape), an independent path from the kernel's loops.
+"""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_mlp import functional as F, optim
+from tinygrad_mlp.compiler.compiled import compile as compile_step
+from tinygrad_mlp.nn import Linear
+
+from test_compiled import PAIRS, data, make
+
+numba = pytest.importorskip("numba")
+
+
+def weights_diff(m1, m2):
+    return max(float(np.max(np.abs(a.data - b.data))) for a, b in zip(m1.parameters(), m2.parameters()))
+
+
+@settings(max_examples=8, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+       hidden=st.sampled_from(["tanh", "sigmoid", "relu", "identity"]),
+       pair=st.sampled_from(PAIRS), batch=st.sampled_from([None, 3]),
+       opt=st.sampled_from(["sgd", "momentum", "adam"]), seed=st.integers(0, 2**16))
+def test_native_agrees_with_eager_over_random_mlps(sizes, hidden, pair, batch, opt, seed):
+    output, loss = pair
+    if output == "softmax" and sizes[-1] < 2:
+        sizes = sizes[:-1] + [2]
+    kw = dict(hidden=hidden, output=output, loss=loss, seed=seed,
+              opt="adam" if opt == "adam" else "sgd", momentum=0.9 if opt == "momentum" else 0.0)
+    m1, o1, eager = make(sizes, **kw)
+    m2, o2, step = make(sizes, **kw)
+    native = compile_step(step, backend="native")
+    xs, ys = data(np.random.default_rng(seed), sizes[0], sizes[-1], batch, output, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback: this step must run natively
+        for x, y in zip(xs, ys):
+            le = float(eager(x, y).data)
+            ln = native(x, y)
+            assert abs(le - ln) <= 1e-10 * max(1.0, abs(le))
+    assert native.fallback_reason is None and native.kernels
+    assert weights_diff(m1, m2) <= 1e-10
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(p2.grad, p1.grad, rtol=0, atol=1e-10)
+    if opt == "adam":
+        assert o1.t == o2.t == 20
+        for a, b in zip(o1.m + o1.v, o2.m + o2.v):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+    if opt == "momentum":
+        for a, b in zip(o1.velocity, o2.velocity):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+def test_float32_native_agrees_with_eager_to_float32_rounding(opt):
+    kw = dict(hidden="tanh", dtype=np.float32, opt="adam" if opt == "adam" else "sgd",
+              momentum=0.9 if opt == "momentum" else 0.0)
+    m1, _, eager = make([5, 4, 3], **kw)
+    m2, _, step = make([5, 4, 3], **kw)
+    native = compile_step(step, backend="native")
+    xs, ys = data(np.random.default_rng(0), 5, 3, None, "softmax", 20)
+    for x, y in zip(xs, ys):
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        le, ln = float(eager(x, y).data), native(x, y)
+        assert abs(le - ln) <= 1e-5 * max(1.0, abs(le))
+    assert native.fallback_reason is None
+    assert all(p.data.dtype == np.float32 for p in m2.parameters())
+    assert weights_diff(m1, m2) <= 1e-5
+
+
+def test_epoch_entry_runs_the_same_steps_as_the_per_call_entry_and_as_eager():
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0, 16, (60, 8))
+    Y = np.eye(4)[rng.integers(0, 4, 60)]
+    orders = [rng.permutation(60) for _ in range(3)]
+    m1, _, eager = make([8, 6, 4], momentum=0.9, lr=0.01, seed=2)
+    m2, _, s2 = make([8, 6, 4], momentum=0.9, lr=0.01, seed=2)
+    m3, _, s3 = make([8, 6, 4], momentum=0.9, lr=0.01, seed=2)
+    per_call, whole = compile_step(s2, backend="native"), compile_step(s3, backend="native")
+    totals = [[], [], []]
+    for order in orders:
+        totals[0].append(sum(float(eager(X[i], Y[i]).data) for i in order))
+        totals[1].append(sum(per_call(X[i], Y[i]) for i in order))
+        totals[2].append(whole.epoch(X, Y, order))
+    np.testing.assert_allclose(totals[1], totals[0], rtol=1e-10)
+    np.testing.assert_allclose(totals[2], totals[0], rtol=1e-10)
+    # the two entries run the same kernel body, so they agree with each other exactly
+    assert weights_diff(m1, m2) <= 1e-9 and weights_diff(m2, m3) == 0.0
+    # the optimiser's state is the kernel's: the user reads (and may reset) it as always
+    with pytest.raises(ValueError, match="order"):
+        whole.epoch(X, Y, np.array([0, 60]))
+
+
+def test_the_learning_rate_and_a_velocity_reset_are_read_at_every_call():
+    m1, o1, eager = make([4, 5, 3], momentum=0.9, lr=0.05)
+    m2, o2, step = make([4, 5, 3], momentum=0.9, lr=0.05)
+    native = compile_step(step, backend="native")
+    xs, ys = data(np.random.default_rng(2), 4, 3, None, "softmax", 16)
+    for k, (x, y) in enumerate(zip(xs, ys)):
+        if k == 4:
+            o1.velocity = [None] * 4
+            o2.velocity = [None] * 4
+        if k == 8:
+            o1.lr = o2.lr = 0.01
+        if k == 11:  # momentum off: another description, another kernel
+            o1.momentum = o2.momentum = 0.0
+        assert abs(float(eager(x, y).data) - native(x, y)) <= 1e-12, k
+    assert len(native.kernels) == 2
+    assert weights_diff(m1, m2) <= 1e-12
+
+
+# ------------------------------------------------------------------------------- fallbacks
+def _assert_falls_back_once(native, eager_step, xs, ys, m1, m2, match):
+    with pytest.warns(RuntimeWarning, match=match) as rec:
+        for x, y in zip(xs, ys):
+            assert float(eager_step(x, y).data) == native(x, y)  # the NumPy replay: bit-identical
+    assert len([w for w in rec if "native" in str(w.message)]) == 1
+    assert weights_diff(m1, m2) == 0.0
+
+
+def test_parameters_that_do_not_tile_one_buffer_fall_back_with_one_warning():
+    def build():
+        layers = [Linear(4, 5, rng=np.random.default_rng(0)), Linear(5, 3, rng=np.random.default_rng(1))]
+        params = [p for l in layers for p in l.parameters()]
+        o = optim.SGD(params, 0.1)
+
+        def step(x, y):
+            o.zero_grad()
+            L = F.cross_entropy(layers[1](layers[0](x).tanh()), y)
+            L.backward()
+            o.step()
+            return L
+
+        class Holder:
+            def parameters(self):
+                return params
+        return Holder(), step
+
+    m1, eager = build()
+    m2, step = build()
+    xs, ys = data(np.random.default_rng(3), 4, 3, None, "softmax", 6)
+    _assert_falls_back_once(compile_step(step, backend="native"), eager, xs, ys, m1, m2, "tile one flat buffer")
+
+
+def test_an_optimiser_with_its_own_update_method_falls_back_with_one_warning():
+    class Halving(optim.SGD):
+        def update(self):
+            for p in self.params:
+                p.data -= 0.5 * self.lr * p.grad
+
+    def build():
+        model, _, _ = make([4, 3])
+        o = Halving(model.parameters(), 0.1)
+
+        def step(x, y):
+            o.zero_grad()
+            L = model.loss(x, y)
+            L.backward()
+            o.step()
+            return L
+        return model, step
+
+    m1, eager = build()
+    m2, step = build()
+    xs, ys = data(np.random.default_rng(4), 4, 3, None, "softmax", 5)
+    _assert_falls_back_once(compile_step(step, backend="native"), eager, xs, ys, m1, m2, "update description")
+
+
+def test_a_primitive_without_a_native_form_falls_back_with_one_warning():
+    # an integer label picks one logit: the getitem's vjp (a scatter) has no native form
+    m1, o1, _ = make([4, 3])
+    m2, o2, _ = make([4, 3])
+
+    def stepper(model, o):
+        def step(x, y):
+            o.zero_grad()
+            L = model.logits(x).logsumexp() - model.logits(x)[y]
+            L.backward()
+            o.step()
+            return L
+        return step
+    eager, native = stepper(m1, o1), compile_step(stepper(m2, o2), backend="native")
+    xs = list(np.random.default_rng(6).uniform(-1, 1, (5, 4)))
+    with pytest.warns(RuntimeWarning, match="cannot be lowered") as rec:
+        for x in xs:
+            assert float(eager(x, 2).data) == native(x, 2)
+    assert len(rec) == 1 and weights_diff(m1, m2) == 0.0
+
+
+def test_bad_backend_is_refused_by_name():
+    with pytest.raises(ValueError, match="backend"):
+        compile_step(lambda x: None, backend="cuda")
+
+
+def test_the_kernel_is_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_MLP_CACHE", str(tmp_path))
+    _, _, step = make([3, 4, 2], hidden="relu", seed=123)
+    native = compile_step(step, backend="native")
+    x, y = data(np.random.default_rng(0), 3, 2, None, "softmax", 1)
+    native(x[0], y[0])
+    assert native.fallback_reason is None
+    files = os.listdir(tmp_path)
+    assert any(f.startswith("k_") and f.endswith(".py") for f in files)
+    cached = os.listdir(tmp_path / "__pycache__")
+    assert any(f.endswith(".nbi") for f in cached) and any(f.endswith(".nbc") for f in cached)
+
+
+# ------------------------------------------------------------------------------- without numba
+def test_without_numba_the_package_and_the_numpy_replay_work_and_native_says_how_to_install():
+    code = r"""
+import sys
+sys.modules["numba"] = None  # import numba now raises ImportError
+import numpy as np
+import tinygrad_mlp
+from tinygrad_mlp import MLP, optim
+from tinygrad_mlp.compiler.compiled import compile
+m = MLP([3, 4, 2], output="softmax", seed=0)
+o = optim.SGD(m.parameters(), 0.1)
+def step(x, y):
+    o.zero_grad(); L = m.loss(x, y); L.backward(); o.step(); return L
+s = compile(step)
+print(s(np.ones(3), np.eye(2)[0]) > 0, s(np.ones(3), np.eye(2)[1]) > 0)
+try:
+    compile(step, backend="native")
+except ImportError as e:
+    print("ImportError:", e)
+"""
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "True True" in r.stdout
+    assert "ImportError:" in r.stdout and "pip install" in r.stdout and "jit" in r.stdout
+
+
+def test_the_estimator_trains_natively_to_the_eager_estimators_weights():
+    from sklearn.datasets import load_digits
+
+    from tinygrad_mlp.training.estimators import MLPClassifier
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    kw = dict(hidden_layer_sizes=(12,), activation="tanh", solver="sgd", batch_size=1, learning_rate_init=0.01,
+              momentum=0.0, alpha=0.0, max_iter=3, shuffle=True, random_state=0, n_iter_no_change=10)
+    import warnings as w
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        eager = MLPClassifier(**kw).fit(X, y)
+        native = MLPClassifier(compiled="native", **kw).fit(X, y)
+    for a, b in zip(eager.coefs_ + eager.intercepts_, native.coefs_ + native.intercepts_):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+    assert (eager.predict(X) == native.predict(X)).all()

@@ -1,0 +1,759 @@
+"""The native backend: the captured step as one numba kernel, with the loop over examples inside it.
+
+``compile(step_fn, backend="native")`` captures the step exactly as the NumPy replay does
+(:mod:`.capture`), through the same rules (:mod:`.rules`), into the same statements (:mod:`.codegen`):
+each :class:`~.codegen.Op` there is a small instruction (``add``, ``mul``, ``tanh``, ``matmul``,
+``add_reduce``, ``lse_flat``, ...) that the NumPy replay renders as one NumPy call and this module
+renders as loops.  The optimiser's :class:`~tinygrad_mlp.nn.optim.Update` description is lowered by the
+same :func:`~.codegen.lower_update`.  So there is one engine and two renderings of it, not a third.
+
+How the kernel sees memory: every buffer of the replay (gradients, activations, constants) lives in
+one flat array per dtype (the arena), the parameters in the model's own flat buffer, the inputs in
+the caller's arrays; each array is addressed by its offset and strides, all known at capture, so a
+transpose or a broadcast is only index arithmetic.
+
+Entry points: ``step(x, y)`` per call, ``step.epoch(X, Y, order)`` for the loop over ``order`` inside
+the kernel.  Sums and products are accumulated left to right (NumPy's pairwise sums and BLAS round
+differently), so the weights agree with eager training to rounding, not bit for bit.
+
+Needs numba (``pip install 'tinygrad_mlp[jit]'``).  A step the kernel cannot express (a primitive
+whose rule has no native form here, parameters that do not tile one buffer, an optimiser that only has
+an ``update()`` method) falls back to the NumPy replay with one warning.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from ..autograd.tensor import Tensor
+from .codegen import Block, Op, Raw, dry_scalars, one_per_line, runs_rule, tiled
+
+__all__ = ["NativeStep", "Unsupported", "numba_available", "cache_dir"]
+
+INSTALL = "pip install 'tinygrad_mlp[jit]'  (or: pip install numba)"
+
+
+class Unsupported(Exception):
+    """This captured step has no native form (the message says what); the NumPy replay runs it."""
+
+
+def numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> str:
+    """Where generated kernels and numba's cache live: $TINYGRAD_MLP_CACHE, else ~/.cache/tinygrad_mlp/native,
+    else a temporary directory (the first writable one)."""
+    for d in (os.environ.get("TINYGRAD_MLP_CACHE"),
+              os.path.join(os.path.expanduser("~"), ".cache", "tinygrad_mlp", "native"),
+              os.path.join(tempfile.gettempdir(), "tinygrad_mlp_native")):
+        if not d:
+            continue
+        try:
+            os.makedirs(d, exist_ok=True)
+            probe = os.path.join(d, f".w{os.getpid()}")
+            with open(probe, "w"):
+                pass
+            os.remove(probe)
+            return d
+        except OSError:
+            continue
+    raise Unsupported("no writable directory for the kernel cache (set TINYGRAD_MLP_CACHE)")
+
+
+# --------------------------------------------------------------------------- memory
+class Memory:
+    """Where each array of the replay lives for the kernel: (space, offset, shape, strides in elements)."""
+
+    def __init__(self, ns, inputs, params_flat, dtype):
+        self.ns = ns
+        self.dtype = np.dtype(dtype)
+        self.spaces = {}  # space name -> (owner array, start address)
+        self.args = []    # kernel argument names, in order
+        self.arena_parts = {}  # dtype str -> list of owners placed in that arena
+        self.owner_pos = {}    # id(owner) -> (space, element offset)
+        for k, buf in enumerate(inputs):
+            self._space(f"X{k}", buf)
+        self._space("F", params_flat)
+
+    def _space(self, name, arr):
+        self.spaces[name] = arr
+        self.owner_pos[id(_owner(arr))] = (name, (_addr(arr) - _addr(_owner(arr))) // arr.itemsize)
+        self.args.append(name)
+
+    def loc(self, nm):
+        arr = self.ns.get(nm)
+        if not isinstance(arr, np.ndarray):
+            raise Unsupported(f"{nm} is not a fixed buffer")
+        return self.locate(arr)
+
+    def locate(self, arr):
+        own = _owner(arr)
+        for name, sp in self.spaces.items():
+            if name.startswith(("X", "F")) and np.shares_memory(arr, sp):
+                base = _addr(sp)
+                return name, (_addr(arr) - base) // arr.itemsize, arr.shape, tuple(s // arr.itemsize for s in arr.strides)
+        if arr.dtype.kind not in "fb":
+            raise Unsupported(f"an array of dtype {arr.dtype}")
+        key = arr.dtype.str
+        parts = self.arena_parts.setdefault(key, [])
+        if id(own) not in self.owner_pos:
+            if not own.flags.c_contiguous:
+                raise Unsupported("a buffer that is not contiguous")
+            start = sum(o.size for o in parts)
+            parts.append(own)
+            self.owner_pos[id(own)] = (f"A_{arr.dtype.name}", start)
+        space, start = self.owner_pos[id(own)]
+        off = start + (_addr(arr) - _addr(own)) // arr.itemsize
+        return space, off, arr.shape, tuple(s // arr.itemsize for s in arr.strides)
+
+    def arenas(self):
+        out = {}
+        for key, parts in self.arena_parts.items():
+            dt = np.dtype(key)
+            a = np.empty(max(sum(o.size for o in parts), 1), dt)
+            pos = 0
+            for o in parts:
+                a[pos:pos + o.size] = o.reshape(-1)
+                pos += o.size
+            out[f"A_{dt.name}"] = a
+        return out
+
+    def view(self, arenas, arr):
+        """The arena's view standing for ``arr`` (a gradient the user reads as ``p.grad``)."""
+        space, off, shape, strides = self.locate(arr)
+        base = arenas[space] if space.startswith("A_") else self.spaces[space]
+        it = base.itemsize
+        return np.lib.stride_tricks.as_strided(base[off:], shape, tuple(s * it for s in strides))
+
+
+def _clash(a, b):
+    """Two locations in one space that overlap but are not the same elements in the same order."""
+    if a[0] != b[0] or a == b:
+        return False
+    def span(l):
+        lo = hi = l[1]
+        for n, st in zip(l[2], l[3]):
+            if n > 1:
+                (lo, hi) = (lo + (n - 1) * st, hi) if st < 0 else (lo, hi + (n - 1) * st)
+        return lo, hi
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return not (a1 < b0 or b1 < a0)
+
+
+def _owner(a):
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _addr(a):
+    return a.__array_interface__["data"][0]
+
+
+# --------------------------------------------------------------------------- rendering
+BLAS_AT = 20_000  # multiply-adds from which a product goes to BLAS (np.dot) rather than loops
+
+_BIN = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">"}
+_UN = {"neg": "-({})", "tanh": "np.tanh({})", "exp": "np.exp({})", "log": "np.log({})",
+       "sqrt": "np.sqrt({})", "copy": "{}", "abs": "np.abs({})",
+       "sign": "np.sign({})"}
+
+
+class Renderer:
+    """Ops to numba loops over the flat spaces."""
+
+    def __init__(self, mem, scalar_cast):
+        self.mem = mem
+        self.lines = []
+        self.depth = 1
+        self.n = 0
+        self.scalar_cast = scalar_cast  # scalar name -> expression as the array dtype sees it
+        self.group = []  # elementwise ops waiting to share one loop nest
+
+    def emit(self, line):
+        self.flush()
+        self._emit(line)
+
+    def _emit(self, line):
+        self.lines.append("    " * self.depth + line)
+
+    def var(self, p="i"):
+        self.n += 1
+        return f"{p}{self.n}"
+
+    def operand(self, nm):
+        """(loc or None, scalar expression or None)."""
+        if not nm.isidentifier() or nm in ("True", "False"):
+            return None, nm
+        v = self.mem.ns.get(nm)
+        if isinstance(v, np.ndarray):
+            return self.mem.loc(nm), None
+        if v is None:  # a local of the kernel (a scalar of the update, r = Σ t)
+            return None, self.scalar_cast(nm)
+        if isinstance(v, (int, float, np.generic)):
+            return None, repr(float(v)) if not isinstance(v, (bool, np.bool_)) else repr(bool(v))
+        raise Unsupported(f"operand {nm} of type {type(v).__name__}")
+
+    @staticmethod
+    def index(loc, idx, oshape):
+        """Element of ``loc`` at loop indices ``idx`` over ``oshape`` (NumPy broadcasting)."""
+        space, off, shape, strides = loc
+        lead = len(oshape) - len(shape)
+        terms = [str(off)] if off else []
+        for d, (n, s) in enumerate(zip(shape, strides)):
+            if n == 1 or s == 0:
+                continue
+            i = idx[d + lead]
+            terms.append(f"{i}" if s == 1 else f"{i} * {s}")
+        return f"{space}[{' + '.join(terms) or '0'}]"
+
+    def loop(self, shape):
+        idx = []
+        for n in shape:
+            v = self.var()
+            self._emit(f"for {v} in range({n}):")
+            self.depth += 1
+            idx.append(v)
+        return idx
+
+    def close(self, idx):
+        self.depth -= len(idx)
+
+    def elementwise(self, op):
+        """Join ``op`` to the loop nest being built (consecutive elementwise ops of one shape run in one
+        loop, each element read where it was written), or start a new one."""
+        out = self.mem.loc(op.out)
+        reads = [self.mem.loc(n) for n in op.ins if n.isidentifier() and isinstance(self.mem.ns.get(n), np.ndarray)]
+        g = self.group
+        if g and (g[0][1][2] != out[2] or any(_clash(w, r) for _, w, _ in g for r in reads)
+                  or any(_clash(out, r) for _, _, rs in g for r in rs)
+                  or any(_clash(out, w) for _, w, _ in g)):
+            self.flush()
+        self.group.append((op, out, reads))
+
+    def flush(self):
+        g, self.group = self.group, []
+        if not g:
+            return
+        shape = g[0][1][2]
+        idx = self.loop(shape)
+        for op, out, _ in g:
+            vals = []
+            for nm in op.ins:
+                loc, sc = self.operand(nm)
+                vals.append(sc if loc is None else self.index(loc, idx, shape))
+            if op.fn in _BIN:
+                e = f"({vals[0]} {_BIN[op.fn]} {vals[1]})"
+            else:
+                e = _UN[op.fn].format(vals[0])
+            self._emit(f"{self.index(out, idx, shape)} = {e}")
+        self.close(idx)
+
+    def render(self, op):
+        if op.fn in _BIN or op.fn in _UN:
+            if op.kw:
+                raise Unsupported(f"{op.fn} with {dict(op.kw)}")
+            return self.elementwise(op)
+        fn = getattr(self, "r_" + op.fn, None)
+        if fn is None:
+            raise Unsupported(f"no native form for {op.fn}")
+        self.flush()
+        fn(op)
+
+    def _kw(self, op, key, default=None):
+        for k, v in op.kw:
+            if k == key:
+                if v.isidentifier() and v not in ("True", "False", "None"):
+                    return self.mem.ns[v]
+                return ast.literal_eval(v)
+        return default
+
+    def r_add_reduce(self, op):
+        x = self.mem.loc(op.ins[0])
+        o = self.mem.loc(op.out)
+        axis, keep = self._kw(op, "axis"), self._kw(op, "keepdims", False)
+        nd = len(x[2])
+        axes = tuple(range(nd)) if axis is None else tuple(a % nd for a in (axis if isinstance(axis, tuple) else (axis,)))
+        oi = self.loop(o[2])
+        self.emit(f"{self.index(o, oi, o[2])} = 0.0")
+        self.close(oi)
+        idx = self.loop(x[2])
+        kept = [i for d, i in enumerate(idx) if d not in axes] if not keep else \
+            [("0" if d in axes else i) for d, i in enumerate(idx)]
+        self.emit(f"{self.index(o, kept, o[2])} += {self.index(x, idx, x[2])}")
+        self.close(idx)
+
+    @staticmethod
+    def as_array(loc):
+        """A numba expression for the (C- or F-contiguous) array at ``loc``, or None."""
+        space, off, shape, strides = loc
+        size = int(np.prod(shape))
+        c = tuple(int(np.prod(shape[d + 1:])) for d in range(len(shape)))
+        f = tuple(int(np.prod(shape[:d])) for d in range(len(shape)))
+        flat = f"{space}[{off}:{off + size}]"
+        if all(st == cs for n, st, cs in zip(shape, strides, c) if n > 1):
+            return f"{flat}.reshape({tuple(shape)!r})"
+        if len(shape) == 2 and all(st == fs for n, st, fs in zip(shape, strides, f) if n > 1):
+            return f"{flat}.reshape({tuple(shape[::-1])!r}).T"
+        return None
+
+    def r_matmul(self, op):
+        A, B = (self.mem.loc(n) for n in op.ins)
+        O = self.mem.loc(op.out)
+        sa, sb = A[2], B[2]
+        acc = self.var("s")
+        if len(sa) == 2 and len(sb) in (1, 2) and sa[0] * sa[1] * (sb[1] if len(sb) == 2 else 1) >= BLAS_AT:
+            a, b_, o = self.as_array(A), self.as_array(B), self.as_array(O)
+            if a and b_ and o and not o.endswith(".T") and all(s > 0 for s in sa + sb):
+                self.emit(f"np.dot({a}, {b_}, {o})")  # BLAS: a large product, in its own memory order
+                return
+        if len(sa) == 2 and len(sb) == 1:
+            i = self.loop((sa[0],))
+            self.emit(f"{acc} = 0.0")
+            k = self.loop((sa[1],))
+            self.emit(f"{acc} += {self.index(A, i + k, sa)} * {self.index(B, k, sb)}")
+            self.close(k)
+            self.emit(f"{self.index(O, i, O[2])} = {acc}")
+            self.close(i)
+        elif len(sa) == 2 and len(sb) == 2:
+            i = self.loop((sa[0], sb[1]))
+            self.emit(f"{acc} = 0.0")
+            k = self.loop((sa[1],))
+            self.emit(f"{acc} += {self.index(A, [i[0], k[0]], sa)} * {self.index(B, [k[0], i[1]], sb)}")
+            self.close(k)
+            self.emit(f"{self.index(O, i, O[2])} = {acc}")
+            self.close(i)
+        elif len(sa) == 1 and len(sb) == 1:
+            self.emit(f"{acc} = 0.0")
+            k = self.loop(sa)
+            self.emit(f"{acc} += {self.index(A, k, sa)} * {self.index(B, k, sb)}")
+            self.close(k)
+            self.emit(f"{self.index(O, [], ())} = {acc}")
+        else:
+            raise Unsupported(f"matmul of shapes {sa} and {sb}")
+
+    def r_lse_flat(self, op):
+        """log Σ exp z over all of z, as LogSumExp.forward: m = max z (0 if not finite), t = exp(z − m),
+        r = Σ t (a kernel local the backward's t / r reads), s = m + log r."""
+        z, s, t = self.mem.loc(op.ins[0]), self.mem.loc(op.out), self.mem.loc(dict(op.kw)["t"])
+        r = dict(op.kw)["r"]
+        m = self.var("m")
+        shape = z[2]
+        self.emit(f"{m} = -np.inf")
+        idx = self.loop(shape)
+        self.emit(f"if {self.index(z, idx, shape)} > {m} or np.isnan({self.index(z, idx, shape)}): "
+                  f"{m} = {self.index(z, idx, shape)}")
+        self.close(idx)
+        self.emit(f"if not np.isfinite({m}): {m} = 0.0")
+        self.emit(f"{r} = 0.0")
+        idx = self.loop(shape)
+        self.emit(f"{self.index(t, idx, shape)} = np.exp({self.index(z, idx, shape)} - {m})")
+        self.emit(f"{r} += {self.index(t, idx, shape)}")
+        self.close(idx)
+        self.emit(f"{self.index(s, [], ())} = {m} + np.log({r})")
+
+    def r_lse_axis(self, op):
+        z, s, t, r = (self.mem.loc(op.ins[0]), self.mem.loc(op.out), self.mem.loc(dict(op.kw)["t"]),
+                      self.mem.loc(dict(op.kw)["r"]))
+        axis = self._kw(op, "axis")
+        shape = z[2]
+        if len(shape) != 2 or axis not in (-1, 1, (1,), (-1,)):
+            raise Unsupported(f"logsumexp along axis {axis} of shape {shape}")
+        m, acc = self.var("m"), self.var("r")
+        (i,) = self.loop((shape[0],))
+        self.emit(f"{m} = -np.inf")
+        (j,) = self.loop((shape[1],))
+        zij = self.index(z, [i, j], shape)
+        self.emit(f"if {zij} > {m} or np.isnan({zij}): {m} = {zij}")
+        self.close([j])
+        self.emit(f"if not np.isfinite({m}): {m} = 0.0")
+        self.emit(f"{acc} = 0.0")
+        (j,) = self.loop((shape[1],))
+        tij = self.index(t, [i, j], shape)
+        self.emit(f"{tij} = np.exp({self.index(z, [i, j], shape)} - {m})")
+        self.emit(f"{acc} += {tij}")
+        self.close([j])
+        self.emit(f"{self.index(r, [i, '0'], r[2])} = {acc}")
+        self.emit(f"{self.index(s, [i, '0'], s[2])} = np.log({acc}) + {m}")
+        self.close([i])
+
+
+class _Collect:
+    """A builder stand-in for :func:`lower_update`: collects the Ops of an optimiser's update."""
+
+    def __init__(self, g):
+        self.g = g
+        self.lines = []
+        self.n = 0
+
+    def op(self, fn, ins, out, **kw):
+        self.lines.append(Op(fn, ins, out, kw.items()))
+
+    def raw(self, text, native=None, kind=None):
+        self.lines.append(Raw(text))
+
+    def local(self, prefix):
+        self.n += 1
+        return f"{prefix}n{self.n}"
+
+    def buf(self, shape, dtype, prefix="d"):
+        return self.g.name(np.empty(shape, dtype), prefix)
+
+
+def _opt_slots(code):
+    """The optimiser attributes a scalars block reads and writes (``opt.lr``, ``opt.t += 1``)."""
+    reads, writes = [], []
+    for node in ast.walk(ast.parse(one_per_line(code))):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "opt":
+            if node.attr not in reads:
+                reads.append(node.attr)
+            if isinstance(node.ctx, ast.Store) and node.attr not in writes:
+                writes.append(node.attr)
+    return reads, writes
+
+
+def _scalars_native(code, slots):
+    class T(ast.NodeTransformer):
+        def visit_Attribute(self, node):
+            self.generic_visit(node)
+            if isinstance(node.value, ast.Name) and node.value.id == "opt":
+                return ast.copy_location(ast.Subscript(ast.Name("S", ast.Load()),
+                                                       ast.Constant(slots.index(node.attr)), node.ctx), node)
+            return node
+    return [ast.unparse(T().visit(st)) for st in ast.parse(one_per_line(code)).body]
+
+
+# --------------------------------------------------------------------------- the kernel
+class Kernel:
+    """One captured program and one update description, as a compiled numba kernel."""
+
+    def __init__(self, prog, rule):
+        b = prog.builder
+        g = b.g
+        blocks = [s for s in g.lines if isinstance(s, Block) and s.update is not None]
+        if len(blocks) != 1 or len(b.tr.steps) != 1:
+            raise Unsupported("a step with exactly one optimiser step")
+        opt, items, flat = blocks[0].update
+        F = tiled([p.data for _, p, _ in items]) if len(items) == len(opt.params) else None
+        if F is None:
+            raise Unsupported("parameters that do not tile one flat buffer (an MLP's do)")
+        self.opt, self.rule, self.items = opt, rule, items
+        dtype = F.dtype
+        mem = Memory(g.ns, prog.inputs, F, dtype)
+        self.mem = mem
+        # ---- the update, lowered from its description into Ops over F, G and the state buffers
+        reads, writes = _opt_slots(rule.scalars)
+        self.slots = reads + (["_first"] if rule.init else [])
+        self.reads = [(k, a) for k, a in enumerate(self.slots) if a != "_first"]
+        self.writes = [(self.slots.index(a), a, type(getattr(opt, a))) for a in writes]
+        samples = dict(dry_scalars(opt, rule))
+        one = np.ones(1, dtype)
+        samples.update(p=one, g=one)
+        self.state = []
+        arrays = {}
+        for attr, short in rule.state:
+            arrays[short] = g.name(np.zeros_like(F), "V")
+            samples[short] = one
+            self.state.append((attr, arrays[short]))
+        weak = {k for k, v in samples.items() if type(v) is float}
+
+        def cast(nm):  # NumPy treats a Python float as the array's dtype (NEP 50); numba would not
+            return f"np.{dtype.name}({nm})" if dtype != np.float64 and nm in weak else nm
+        r = Renderer(mem, cast)
+        for st in g.lines:
+            if isinstance(st, Op):
+                r.render(st)
+            elif isinstance(st, Raw) and st.native is not None:
+                r.render(st.native)
+            elif isinstance(st, Raw) and st.kind == "epilogue":
+                continue
+            elif isinstance(st, Block) and st.update is not None:
+                for line in _scalars_native(rule.scalars, self.slots):
+                    r.emit(line)
+                # the description's statements, element by element: one loop nest per parameter
+                def loop(*codes):
+                    for (_, p, gname), a, e in zip(items, *_starts(items)):
+                        locs = {"p": mem.locate(p.data), "g": mem.loc(gname)}
+                        locs.update((short, mem.locate(g.ns[nm][a:e].reshape(p.data.shape)))
+                                    for (attr, short), (_, nm) in zip(rule.state, self.state))
+                        r.flush()
+                        idx = r.loop(p.data.shape)
+                        shape = p.data.shape
+                        for code in codes:
+                            for line in _per_element(code, lambda nm: r.index(locs[nm], idx, shape)
+                                                     if nm in locs else None, cast):
+                                r._emit(line)
+                        r.close(idx)
+                if rule.init:
+                    first = f"S[{self.slots.index('_first')}]"
+                    r.emit(f"if {first} != 0.0:")
+                    r.depth += 1
+                    r.emit(f"{first} = 0.0")
+                    loop(rule.init, rule.apply)
+                    r.depth -= 1
+                    r.emit("else:")
+                    r.depth += 1
+                    loop(rule.advance, rule.apply)
+                    r.depth -= 1
+                else:
+                    loop(rule.advance, rule.apply)
+            else:
+                raise Unsupported(f"the statement {str(st)[:60]!r} has no native form")
+        out = prog.first_result
+        if isinstance(out, Tensor) and out.data.ndim == 0 and id(out.data) in b.var:
+            r.emit(f"return {r.index(mem.loc(b.var[id(out.data)]), [], ())}")
+            self.returns = "loss"
+        elif out is None:
+            r.emit("return 0.0")
+            self.returns = None
+        else:
+            raise Unsupported("a step that returns something other than a scalar loss or None")
+        self.arenas = mem.arenas()
+        self.arena_names = sorted(self.arenas)
+        self.S = np.zeros(len(self.slots))
+        # the .grad of each parameter: the arena's gradient buffer (fixed)
+        self.grads = [(p, mem.view(self.arenas, g.ns[gname])) for _, p, gname in items]
+        self.state_views = [(attr, [mem.view(self.arenas, g.ns[nm][a:a_].reshape(p.data.shape))
+                                    for (_, p, _), a, a_ in zip(items, *_starts(items))]) for attr, nm in self.state]
+        self.params_flat = F
+        args = mem.args + self.arena_names + ["S"]
+        nin = len(prog.inputs)
+        body = "\n".join(r.lines)
+        src = ("import numpy as np\nfrom numba import njit\n\n"
+               "# sums may be reassociated (vectorised) and a·b + c fused; NaN and inf keep their meaning\n"
+               "FAST = {'reassoc', 'contract'}\n\n\n"
+               f"@njit(cache=True, nogil=True, error_model=\"numpy\", fastmath=FAST)\ndef body({', '.join(args)}):\n"
+               + "".join(f"    X{k} = X{k}.reshape(X{k}.size)\n" for k in range(nin)) + body + "\n\n\n"
+               f"@njit(cache=True, nogil=True, error_model=\"numpy\", fastmath=FAST)\ndef epoch({', '.join(f'XS{k}' for k in range(nin))}, order, "
+               f"{', '.join(args[nin:])}):\n    total = 0.0\n    for n in range(order.shape[0]):\n"
+               f"        i = order[n]\n        total += body({', '.join(f'XS{k}[i]' for k in range(nin))}, "
+               f"{', '.join(args[nin:])})\n    return total\n")
+        self.source = src
+        t0 = time.perf_counter()
+        self.module = _load(src)
+        self.body, self.epoch_fn = self.module.body, self.module.epoch
+        self.warm(prog)
+        self.compile_seconds = time.perf_counter() - t0
+
+    @staticmethod
+    def _ops(r, ops):
+        for s in ops:
+            if isinstance(s, Op):
+                r.render(s)
+        r.flush()
+
+    def warm(self, prog):
+        """Compile (or load from the disk cache) both entry points with the argument types they will get,
+        on copies, so that nothing is updated."""
+        xs = [np.zeros_like(x) for x in prog.inputs]
+        ar = [self.arenas[k].copy() for k in self.arena_names]
+        self.body(*xs, self.params_flat.copy(), *ar, self.S.copy())
+        self.epoch_fn(*[x[None] for x in xs], np.zeros(0, np.int64), self.params_flat.copy(), *ar, self.S.copy())
+
+    # ---- state shared with the optimiser object
+    def sync_in(self):
+        """Read the optimiser's scalars and adopt its state (or notice a reset)."""
+        opt, S = self.opt, self.S
+        for k, attr in self.reads:
+            S[k] = getattr(opt, attr)
+        for attr, views in self.state_views:
+            cur = getattr(opt, attr)
+            if all(c is v for c, v in zip(cur, views)):
+                continue
+            if self.rule.init and all(c is None for c in cur):
+                S[self.slots.index("_first")] = 1.0
+                continue
+            for (j, p, _), v in zip(self.items, views):
+                v[...] = cur[j] if cur[j] is not None else 0.0
+                cur[j] = v
+
+    def sync_out(self):
+        opt, S = self.opt, self.S
+        for k, attr, kind in self.writes:
+            setattr(opt, attr, kind(S[k]))
+        for attr, views in self.state_views:
+            cur = getattr(opt, attr)
+            for (j, _, _), v in zip(self.items, views):
+                if cur[j] is not v:
+                    cur[j] = v
+        for p, gv in self.grads:
+            if p._grad is not gv:
+                p.grad = gv
+
+
+def _per_element(code, elem, cast):
+    """Statements of an :class:`~tinygrad_mlp.nn.optim.Update` for one element: each array name becomes
+    ``elem(name)`` (that element), ``a.copy()`` the element itself, a Python-float scalar its cast."""
+    class T(ast.NodeTransformer):
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "copy" and not node.args:
+                return node.func.value
+            return node
+
+        def visit_Name(self, node):
+            e = elem(node.id)
+            if e is not None:
+                return ast.copy_location(ast.parse(e, mode="eval").body, node)
+            c = cast(node.id)
+            if c != node.id and isinstance(node.ctx, ast.Load):
+                return ast.copy_location(ast.parse(c, mode="eval").body, node)
+            return node
+    out = []
+    for st in ast.parse(one_per_line(code)).body:
+        st = T().visit(st)
+        if isinstance(st, ast.AugAssign) and isinstance(st.target, ast.Subscript):
+            st.target.ctx = ast.Store()
+        elif isinstance(st, ast.Assign):
+            for t in st.targets:
+                t.ctx = ast.Store()
+        out.append(ast.unparse(st))
+    return out
+
+
+def _starts(items):
+    st = np.cumsum([0] + [p.data.size for _, p, _ in items])
+    return st[:-1], st[1:]
+
+
+def _load(src):
+    d = cache_dir()
+    key = hashlib.sha256(src.encode()).hexdigest()[:24]
+    path = os.path.join(d, f"k_{key}.py")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(src)
+        os.replace(tmp, path)
+    name = f"tinygrad_mlp_native_k_{key}"
+    mod = sys.modules.get(name)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+    return mod
+
+
+# --------------------------------------------------------------------------- the step
+class NativeStep:
+    """``compile(fn, backend="native")``: a CompiledStep whose replay is a numba kernel.
+
+    The first call captures (an eager step, as always); the kernel is then built (or loaded from the
+    disk cache): ``compile_seconds`` says how long that took, apart from training.  Later calls run
+    the kernel; ``epoch(X, Y, order)`` runs one kernel call for all the examples in ``order``.
+    """
+
+    def __init__(self, compiled):
+        self.compiled = compiled  # the CompiledStep holding the capture (and the NumPy replay)
+        self.kernels = {}
+        self.prog = None
+        self.fallback_reason = None
+        self.compile_seconds = 0.0
+        self._fast = None
+
+    def _kernel(self):
+        prog = self.prog
+        rule = prog.builder.tr.steps[0][0].update_rule() if prog.builder.tr.steps else None
+        k = self.kernels.get(rule)
+        if k is None and self.fallback_reason is None:
+            try:
+                if rule is None or not runs_rule(prog.builder.tr.steps[0][0]):
+                    raise Unsupported("an optimiser without an update description (it overrides update())")
+                t0 = time.perf_counter()
+                k = self.kernels[rule] = Kernel(prog, rule)
+                self.compile_seconds += time.perf_counter() - t0
+            except Unsupported as e:
+                self.fallback_reason = str(e)
+                warnings.warn(f"compile(backend='native'): this step cannot be lowered to a native kernel "
+                              f"({e}); it runs as the NumPy replay instead", RuntimeWarning, stacklevel=3)
+        return k
+
+    def __call__(self, *args):
+        f = self._fast
+        if f is not None:  # the hot path: the kernel of the last call, its guards inlined
+            k, rule, tail, want = f
+            if len(args) == len(want) and k.opt.update_rule() is rule and self.prog.valid():
+                for a, (shape, dtype) in zip(args, want):
+                    if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype \
+                            or not a.flags.c_contiguous:
+                        break
+                else:
+                    if self.compiled.check_finite:
+                        self.compiled._check_finite(args)
+                    k.sync_in()
+                    loss = k.body(*args, *tail)
+                    k.sync_out()
+                    return loss if k.returns else None
+        return self._call(args)
+
+    def _call(self, args):
+        c = self.compiled
+        if self.prog is None:
+            out = c(*args)  # the capture: an eager step
+            self.prog = list(c.programs.values())[-1]
+            self._kernel()
+            return out
+        k = self._kernel() if self.fallback_reason is None else None
+        if k is None or len(args) != len(self.prog.inputs) or not self.prog.valid():
+            return c(*args)
+        xs = []
+        for a, buf in zip(args, self.prog.inputs):
+            a = a.data if isinstance(a, Tensor) else a
+            if type(a) is not np.ndarray or a.shape != buf.shape or a.dtype != buf.dtype or not a.flags.c_contiguous:
+                return c(*args)
+            xs.append(a)
+        if c.check_finite:
+            c._check_finite(xs)
+        k.sync_in()
+        tail = (k.params_flat, *[k.arenas[n] for n in k.arena_names], k.S)
+        loss = k.body(*xs, *tail)
+        k.sync_out()
+        if all(type(a) is np.ndarray for a in args):
+            self._fast = (k, k.rule, tail, [(b.shape, b.dtype) for b in self.prog.inputs])
+        return loss if k.returns else None
+
+    def epoch(self, X, Y, order):
+        """One call of the kernel for the steps ``fn(X[i], Y[i])``, i in ``order``; returns Σ loss."""
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
+        if order.ndim != 1 or (order.size and (order.min() < 0 or order.max() >= len(X))):
+            raise ValueError(f"order: expected a 1-d array of indices into X (0..{len(X) - 1})")
+        if len(X) != len(Y):
+            raise ValueError(f"X, Y: expected the same number of rows, got {len(X)} and {len(Y)}")
+        total, start = 0.0, 0
+        if self.prog is None:  # the first example captures
+            total += float(self(X[order[0]], Y[order[0]]) or 0.0)
+            start = 1
+        k = self._kernel() if self.fallback_reason is None else None
+        c = self.compiled
+        if k is None or not self.prog.valid() or X.shape[1:] != self.prog.inputs[0].shape \
+                or Y.shape[1:] != self.prog.inputs[1].shape or X.dtype != self.prog.inputs[0].dtype \
+                or Y.dtype != self.prog.inputs[1].dtype:
+            for i in order[start:].tolist():
+                total += float(c(X[i], Y[i]) or 0.0)
+            return total
+        if c.check_finite:
+            c._check_finite([X, Y])
+        k.sync_in()
+        total += k.epoch_fn(X, Y, order[start:], k.params_flat, *[k.arenas[n] for n in k.arena_names], k.S)
+        k.sync_out()
+        return total
+
+    @property
+    def source(self):
+        k = next(iter(self.kernels.values()), None)
+        return k.source if k is not None else self.compiled.source
