@@ -1,6 +1,6 @@
 """The primitive ops: each one's forward and vector-Jacobian product, side by side.
 
-Every primitive is a class with two static methods, in plain NumPy:
+Every primitive is a class with static methods; the first two, in plain NumPy, are the hot path:
 
 * ``forward(*arrays, *args) -> (out, ctx)`` computes the output and keeps in
   ``ctx`` exactly what the backward pass needs;
@@ -10,6 +10,12 @@ Every primitive is a class with two static methods, in plain NumPy:
 Notation follows the practical: for ``out = f(x)`` and a scalar loss ``L``,
 ``∂L/∂x = (∂out/∂x)ᵀ ∂L/∂out``.  Elementwise ops broadcast as NumPy does, so
 their vjp sums each gradient back to its input's shape (:func:`unbroadcast`).
+
+A third is used only by ``backward(create_graph=True)`` and the transforms of
+:mod:`tinygrad_mlp.autograd.transforms`:
+
+* ``vjp_t(g, out, rec) -> tuple`` is the same vjp written in Tensor ops, so the
+  gradient it returns is itself on the tape and can be differentiated again.
 
 The table :data:`PRIMITIVES` maps names to classes; the tape records the class.
 Composite ops (softmax, log_softmax, the losses) are *not* primitives: they are
@@ -21,7 +27,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PRIMITIVES", "unbroadcast"]
+__all__ = ["PRIMITIVES", "unbroadcast", "sum_to", "broadcast_to"]
 
 
 _max, _sum = np.maximum.reduce, np.add.reduce
@@ -83,6 +89,12 @@ class Add(Primitive):
         sa, sb = ctx
         return unbroadcast(g, sa), unbroadcast(g, sb)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        sa, sb = rec.ctx
+        na, nb = _needs(rec)
+        return (sum_to(g, sa) if na else None), (sum_to(g, sb) if nb else None)
+
 
 class Sub(Primitive):
     """out = a − b.   ∂L/∂a = g,  ∂L/∂b = −g."""
@@ -98,6 +110,12 @@ class Sub(Primitive):
         sa, sb = ctx
         return unbroadcast(g, sa), unbroadcast(-g, sb)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        sa, sb = rec.ctx
+        na, nb = _needs(rec)
+        return (sum_to(g, sa) if na else None), (sum_to(-g, sb) if nb else None)
+
 
 class Neg(Primitive):
     """out = −a.   ∂L/∂a = −g."""
@@ -110,6 +128,10 @@ class Neg(Primitive):
 
     @staticmethod
     def vjp(g, ctx):
+        return (-g,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
         return (-g,)
 
 
@@ -126,6 +148,12 @@ class Mul(Primitive):
     def vjp(g, ctx):
         a, b = ctx
         return unbroadcast(g * b, _shape(a)), unbroadcast(g * a, _shape(b))
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, b = _operands(rec)
+        na, nb = _needs(rec)
+        return (sum_to(g * b, _shape(a)) if na else None), (sum_to(g * a, _shape(b)) if nb else None)
 
 
 class Div(Primitive):
@@ -144,6 +172,13 @@ class Div(Primitive):
         ga = g / b
         return unbroadcast(ga, _shape(a)), unbroadcast(-ga * out, _shape(b))
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, b = _operands(rec)
+        na, nb = _needs(rec)
+        ga = g / b
+        return (sum_to(ga, _shape(a)) if na else None), (sum_to(-(ga * out), _shape(b)) if nb else None)
+
 
 class Pow(Primitive):
     """out = aᵖ for a scalar exponent p.   ∂L/∂a = g ⊙ p a^(p−1)."""
@@ -160,6 +195,11 @@ class Pow(Primitive):
         if p == 2:
             return (g * (2.0 * a),)
         return (g * (p * a ** (p - 1)),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, p = rec.parents[0], rec.ctx[1]
+        return (g * (2.0 * a) if p == 2 else g * (p * a ** (p - 1)),)
 
 
 class MatMul(Primitive):
@@ -203,6 +243,26 @@ class MatMul(Primitive):
         gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, b = rec.parents  # the Tensor's @ wraps a constant operand, so both are Tensors
+        na, nb = _needs(rec)
+        if a.ndim == 2 and b.ndim == 1:  # δ hᵀ as a broadcast product (n, 1) ⊙ (1, k)
+            return (g.reshape(-1, 1) * b.reshape(1, -1) if na else None), (a.T @ g if nb else None)
+        if a.ndim == 2 and b.ndim == 2:
+            return (g @ b.T if na else None), (a.T @ g if nb else None)
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if na else None), (g * a if nb else None)
+        if a.ndim == 1 and b.ndim == 2:
+            return (b @ g if na else None), (a.reshape(-1, 1) * g.reshape(1, -1) if nb else None)
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = g.reshape(np.matmul(a2.data[..., :1, :], b2.data[..., :, :1]).shape[:-2]
+                       + (a2.shape[-2], b2.shape[-1]))
+        ga = sum_to(g2 @ _swap_last(b2), a2.shape).reshape(a.shape) if na else None
+        gb = sum_to(_swap_last(a2) @ g2, b2.shape).reshape(b.shape) if nb else None
+        return ga, gb
+
 
 def _f_order(x: np.ndarray) -> bool:
     return x.flags.f_contiguous and not x.flags.c_contiguous
@@ -227,6 +287,10 @@ class Tanh(Primitive):
         np.subtract(1.0, t, out=t)
         return (np.multiply(g, t, out=t),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * (1.0 - out * out),)
+
 
 class Sigmoid(Primitive):
     """h = σ(z) = 1 / (1 + e^(−z)).   ∂L/∂z = g ⊙ σ(z)(1 − σ(z)).
@@ -250,6 +314,10 @@ class Sigmoid(Primitive):
         np.multiply(h, t, out=t)
         return (np.multiply(g, t, out=t),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * (out * (1.0 - out)),)
+
 
 class Relu(Primitive):
     """h = max(z, 0).   ∂L/∂z = g ⊙ 1[z > 0]   (0 at z = 0)."""
@@ -264,6 +332,10 @@ class Relu(Primitive):
     @staticmethod
     def vjp(g, mask):
         return (g * mask,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * rec.ctx,)  # the mask is a constant: relu'' = 0 away from the kink
 
 
 class Exp(Primitive):
@@ -280,6 +352,10 @@ class Exp(Primitive):
     def vjp(g, out):
         return (g * out,)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * out,)
+
 
 class Log(Primitive):
     """out = log z.   ∂L/∂z = g / z."""
@@ -293,6 +369,10 @@ class Log(Primitive):
     @staticmethod
     def vjp(g, z):
         return (g / z,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g / rec.parents[0],)
 
 
 class LogSumExp(Primitive):
@@ -336,6 +416,12 @@ class LogSumExp(Primitive):
             g = g.reshape(lse.shape)
         return (g * (t / r),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        # softmax(z) = exp(z − out), written in Tensor ops so that it is differentiable again.
+        kept = rec.ctx[1].shape
+        return (g.reshape(kept) * (rec.parents[0] - out.reshape(kept)).exp(),)
+
 
 class Sum(Primitive):
     """out = Σ z along ``axis``.   ∂L/∂z = g broadcast back to z's shape."""
@@ -352,6 +438,13 @@ class Sum(Primitive):
         if not keepdims and axis is not None:
             g = np.expand_dims(g, axis)
         return (np.broadcast_to(g, shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        shape, axis, keepdims = rec.ctx
+        if not keepdims and axis is not None:
+            g = g.reshape(_kept_shape(shape, axis))
+        return (broadcast_to(g, shape),)
 
 
 class Mean(Primitive):
@@ -372,6 +465,13 @@ class Mean(Primitive):
             g = np.expand_dims(g, axis)
         return (np.broadcast_to(g / n, shape),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        shape, axis, keepdims, n = rec.ctx
+        if not keepdims and axis is not None:
+            g = g.reshape(_kept_shape(shape, axis))
+        return (broadcast_to(g / n, shape),)
+
 
 class Reshape(Primitive):
     """out = z viewed with a new shape.   ∂L/∂z = g reshaped back."""
@@ -385,6 +485,10 @@ class Reshape(Primitive):
     @staticmethod
     def vjp(g, shape):
         return (g.reshape(shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g.reshape(rec.ctx),)
 
 
 class Transpose(Primitive):
@@ -401,6 +505,11 @@ class Transpose(Primitive):
         if axes is None:
             return (np.transpose(g),)
         return (np.transpose(g, np.argsort(axes)),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        axes = rec.ctx
+        return (g.transpose() if axes is None else g.transpose(tuple(int(i) for i in np.argsort(axes))),)
 
 
 class GetItem(Primitive):
@@ -426,6 +535,11 @@ class GetItem(Primitive):
             np.add.at(out, index, g)
         return (out,)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        shape, _, index = rec.ctx
+        return (_apply(Scatter, g, shape, index),)
+
 
 def _is_basic(index) -> bool:
     """Basic indexing (ints and slices) never selects an element twice."""
@@ -435,8 +549,116 @@ def _is_basic(index) -> bool:
     return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
 
 
+class Scatter(Primitive):
+    """out = a zeros array of ``shape`` with g added into the places ``index`` selects
+    (GetItem's vjp as an op of its own, so that it can be differentiated again).
+
+    ∂L/∂g = (∂L/∂out)[index]: gathering is the adjoint of scattering.
+    """
+
+    name = "scatter"
+
+    @staticmethod
+    def forward(g, shape, index):
+        out = np.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g
+        else:
+            np.add.at(out, index, g)
+        return out, index
+
+    @staticmethod
+    def vjp(g, index):
+        return (g[index],)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g[rec.ctx],)
+
+
+class SumTo(Primitive):
+    """out = z summed over the axes broadcasting added or stretched, down to ``shape``
+    (the vjp of every broadcasting op, as an op).   ∂L/∂z = g broadcast back to z's shape."""
+
+    name = "sum_to"
+
+    @staticmethod
+    def forward(z, shape):
+        return unbroadcast(z, shape), z.shape
+
+    @staticmethod
+    def vjp(g, shape):
+        return (np.broadcast_to(g, shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (broadcast_to(g, rec.ctx),)
+
+
+class BroadcastTo(Primitive):
+    """out = z broadcast to ``shape`` (a read-only view).   ∂L/∂z = g summed back to z's shape."""
+
+    name = "broadcast_to"
+
+    @staticmethod
+    def forward(z, shape):
+        return np.broadcast_to(z, shape), np.shape(z)
+
+    @staticmethod
+    def vjp(g, shape):
+        return (unbroadcast(g, shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (sum_to(g, rec.ctx),)
+
+
+# ------------------------------------------------------------------ second order
+# Each primitive's ``vjp_t(g, out, rec)`` is its vjp written in Tensor ops: ``g`` is ∂L/∂out as a
+# Tensor, ``out`` the op's output Tensor and ``rec`` its Record (parents, ctx, args).  Only the
+# create_graph walk (:mod:`tinygrad_mlp.autograd.higher`) calls it; the ops it applies are recorded
+# like any others, so the gradient it returns can be differentiated again.  It returns None for an
+# input that needs no gradient.  The first-order walk never touches it.
+
+def _needs(rec) -> tuple:
+    return tuple(p is not None and p.requires_grad for p in rec.parents)
+
+
+def _operands(rec) -> tuple:
+    """Each input as its Tensor, or as the constant array or number the forward saved in ctx[:2]."""
+    return tuple(c if p is None else p for p, c in zip(rec.parents, rec.ctx))
+
+
+def _kept_shape(shape: tuple, axis) -> tuple:
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _swap_last(t):
+    axes = list(range(t.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return t.transpose(tuple(axes))
+
+
+def _apply(prim, t, *args):
+    return _tensor.apply(prim, (t,), (t.data,), args)
+
+
+def sum_to(g, shape: tuple):
+    """Tensor ``g`` summed down to ``shape`` (recorded as :class:`SumTo`); g itself when it has that shape."""
+    return g if g.shape == tuple(shape) else _apply(SumTo, g, tuple(shape))
+
+
+def broadcast_to(g, shape: tuple):
+    """Tensor ``g`` broadcast to ``shape`` (recorded as :class:`BroadcastTo`)."""
+    return g if g.shape == tuple(shape) else _apply(BroadcastTo, g, tuple(shape))
+
+
 PRIMITIVES: dict[str, type[Primitive]] = {
     p.name: p
     for p in (Add, Sub, Neg, Mul, Div, Pow, MatMul, Tanh, Sigmoid, Relu, Exp, Log,
-              LogSumExp, Sum, Mean, Reshape, Transpose, GetItem)
+              LogSumExp, Sum, Mean, Reshape, Transpose, GetItem, Scatter, SumTo, BroadcastTo)
 }
+
+# The cycle is deliberate and harmless: vjp_t builds Tensors, and only runs once both modules are loaded.
+from . import tensor as _tensor  # noqa: E402
