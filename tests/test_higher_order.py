@@ -366,3 +366,80 @@ def test_against_torch_hessian_hvp_jvp(seed):
     g = lambda w: unflatten(w, sizes)[0][0] @ Tensor(np.stack(X, 1))  # noqa: E731
     g_t = lambda w: unflatten(w, sizes)[0][0] @ torch.tensor(np.stack(X, 1))  # noqa: E731
     np.testing.assert_allclose(ag.jvp(g, w0, v)[1], t_jvp(g_t, wt, vt)[1].numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ the examples
+def _example(name):
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("method", ["hessian", "hvp"])
+def test_newton_converges_quadratically(method):
+    newton = _example("newton")
+    X, y = newton.data()
+    f = newton.make_loss(X, y)
+    w, hist = newton.newton(f, np.zeros(15), method, verbose=False)
+    assert hist[-1] < 1e-13 and len(hist) <= 12
+    # quadratic: e_(k+1) <= C e_k² with one modest C over the steps above the rounding floor;
+    # a linear rate (e_(k+1) ≈ r e_k) would break this as soon as e_k < r / C
+    pairs = [(a, b) for a, b in zip(hist, hist[1:]) if a < 1e-2 and b > 1e-14]
+    assert len(pairs) >= 2, hist
+    assert all(b <= 50 * a * a for a, b in pairs), [b / a**2 for a, b in pairs]
+    # the minimiser, checked with a hand-written NumPy gradient of the same loss
+    W, b = w[:12].reshape(3, 4), w[12:]
+    Z = X @ W.T + b
+    P = np.exp(Z - Z.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    D = (P - np.eye(3)[y]) / len(y)
+    grad = np.concatenate([(D.T @ X).ravel(), D.sum(0)]) + newton.LAMBDA * w
+    assert np.abs(grad).max() < 1e-12
+
+
+def test_gradient_penalty_gradient_matches_finite_differences():
+    gp = _example("gradient_penalty")
+    from tinygrad_mlp import MLP
+
+    X, y = gp.data(n=8)
+    model = MLP([2, 5, 2], hidden="tanh", output="softmax", seed=1)
+    params = model.parameters()
+    L, data_loss, penalty = gp.penalized_loss(model, X, y)
+    assert float(penalty.data) > 0.1
+    L.backward()
+    tape = np.concatenate([p.grad.ravel() for p in params])
+
+    def value():  # the first-order path only: the penalty's value needs no second derivative
+        return float(gp.penalized_loss(model, X, y, create_graph=False)[0].data)
+
+    eps = 1e-6
+    fd = []
+    for p in params:
+        flat_p = p.data.reshape(-1)
+        for i in range(flat_p.size):
+            old = flat_p[i]
+            flat_p[i] = old + eps
+            fp = value()
+            flat_p[i] = old - eps
+            fm = value()
+            flat_p[i] = old
+            fd.append((fp - fm) / (2 * eps))
+    fd = np.array(fd)
+    np.testing.assert_allclose(tape, fd, rtol=1e-6, atol=1e-8)
+    # the penalty's own gradient is a real part of it (missing it would fail the check above)
+    model.zero_grad()
+    F.cross_entropy(model.logits(X), y).backward()
+    data_only = np.concatenate([p.grad.ravel() for p in params])
+    assert np.abs(tape - data_only).max() > 1e-2 * np.abs(tape).max()
+
+
+def test_examples_run(capsys):
+    assert _example("gradient_penalty").main() == 0
+    out = capsys.readouterr().out
+    before, after = (float(line.split("L = ")[1].split()[0]) for line in out.splitlines() if "L = " in line)
+    assert after < before
