@@ -11,14 +11,14 @@ This one walks the same tape, in the same newest-first order, with two differenc
   accumulated into ``.grad`` (``torch.autograd.grad``'s contract).
 
 Pending gradients live in a dict local to the walk, not in the tensors' ``_pg`` slots, so a
-failed walk leaves nothing behind.  The walk reads a snapshot of the tape: ops the create_graph
-walk itself records are appended to the live tape (and may trigger a sweep) while it runs.
+failed walk leaves nothing behind.  Ops the create_graph walk records are appended after the
+root's entry; sweeping is held off until the walk ends, so the entries it reads never move.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .tape import FREED, GraphFreedError, state
+from .tape import FREED, GraphFreedError, state, sweep
 
 __all__ = ["walk"]
 
@@ -65,20 +65,23 @@ def walk(roots, seeds, *, create_graph: bool, retain_graph: bool, targets=None):
     start = len(tape) - 1
     while start >= 0 and (tape[start]() is None or id(tape[start]()) not in ids):
         start -= 1
-    snapshot = tape[:start + 1]
-    consumed = []  # (ref, record): the records keep their parents alive until the walk ends
-    before = st.grad_enabled
+    kept = []      # refs in the walked stretch that this graph did not reach
+    consumed = []  # records reached: they keep their parents alive until the walk ends
+    before, sweep_at = st.grad_enabled, st.sweep_at
     st.grad_enabled = before or create_graph  # create_graph records the backward pass, as asked
+    # Ops recorded by the walk are appended after ``start``; no sweep may move the entries below it.
+    st.sweep_at = float("inf")
+    j = start
     try:
-        j = start
         while pend and j >= 0:
-            ref = snapshot[j]
+            ref = tape[j]
             j -= 1
             out = ref()
             if out is None:
                 continue
             g = pend.pop(id(out), None)
             if g is None:
+                kept.append(ref)
                 continue
             rec = out._rec
             if want is not None:
@@ -100,21 +103,23 @@ def walk(roots, seeds, *, create_graph: bool, retain_graph: bool, targets=None):
                 else:
                     prev = pend.get(id(p))
                     pend[id(p)] = gp if prev is None else prev + gp
-            consumed.append((ref, rec))
+            if retain_graph:
+                kept.append(ref)
+            else:
+                consumed.append(rec)
+                out._rec = FREED
     finally:
         st.grad_enabled = before
+        st.sweep_at = sweep_at
     if pend:
         raise GraphFreedError(
             "backward(): part of this graph is not on this thread's tape (freed by an earlier backward, "
             "or recorded in another thread)")
     if not retain_graph:
-        gone = set()
-        for ref, _ in consumed:
-            out = ref()
-            if out is not None:
-                out._rec = FREED
-            gone.add(id(ref))
-        st.tape[:] = [r for r in st.tape if id(r) not in gone]
+        kept.reverse()
+        tape[j + 1:start + 1] = kept
+    if len(tape) > st.sweep_at:
+        sweep(st)
     if found is not None and not create_graph:
         # first-order vjps may hand back views of one another (add, sum): the caller gets its own arrays
         found = [None if g is None else np.array(g) for g in found]
