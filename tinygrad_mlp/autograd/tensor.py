@@ -240,7 +240,8 @@ class Tensor:
 
     @property
     def grad(self) -> np.ndarray | None:
-        """∂L/∂self after a backward: an array of this tensor's own (never shared with another's)."""
+        """∂L/∂self after a backward: an array of this tensor's own (never shared with another's);
+        a Tensor on the tape after ``backward(create_graph=True)``."""
         return self._grad
 
     @grad.setter
