@@ -239,7 +239,7 @@ def test_tanh_and_sigmoid_vjps_in_place_equal_the_textbook_formulas_and_leave_in
         h0, g0 = h.copy(), g.copy()
         assert bits_equal(P.Tanh.vjp(g, h)[0], g * (dt(1) - h * h))
         s = 0.5 * (1.0 + np.tanh(0.5 * z))
-        assert bits_equal(P.Sigmoid.vjp(g, s)[0], g * (s * (dt(1) - s)))
+        assert bits_equal(P.Sigmoid.vjp(g, (s, dt(1) - s))[0], g * (s * (dt(1) - s)))  # ctx = (σ(z), σ(−z))
         assert bits_equal(h, h0) and bits_equal(g, g0)
     # a broadcast or wider upstream gradient takes the plain formula
     h = np.tanh(rng.normal(size=3)).astype(np.float32)

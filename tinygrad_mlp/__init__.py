@@ -2,7 +2,8 @@
 from . import autograd, nn
 from .autograd import (GradcheckError, GraphFreedError, Tensor, directional_check, functional, gradcheck,
                        is_grad_enabled, no_grad, tape_size, tolerances)
-from .nn import MLP, SGD, Adam, Linear, ModelFileError, init, load, optim, save
+from .nn import (MLP, SGD, Adam, Linear, ModelFileError, export_onnx, init, load, load_safetensors, optim, save,
+                 save_safetensors)
 from .practical import reference
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ _LAZY = {
 
 __all__ = ["Tensor", "no_grad", "is_grad_enabled", "tape_size", "GraphFreedError", "gradcheck",
            "directional_check", "GradcheckError", "tolerances", "MLP", "Linear", "SGD", "Adam", "save", "load",
+           "save_safetensors", "load_safetensors", "export_onnx",
            "ModelFileError", "autograd", "functional", "init", "nn", "optim", "reference",
            *(k for k in _LAZY if k != "compile")]  # a star import must not shadow the builtin compile
 

@@ -11,7 +11,7 @@ import numpy as np
 from .tensor import Tensor
 
 __all__ = ["softmax", "log_softmax", "identity", "tanh", "sigmoid", "relu",
-           "squared_error", "cross_entropy", "ACTIVATIONS", "OUTPUTS", "LOSSES", "REDUCTIONS"]
+           "squared_error", "cross_entropy", "mse_loss", "ACTIVATIONS", "OUTPUTS", "LOSSES", "REDUCTIONS"]
 
 
 def identity(z: Tensor) -> Tensor:
@@ -52,8 +52,10 @@ def relu(z: Tensor) -> Tensor:
         raise _not_a_tensor(z, e) from None
 
 
-def log_softmax(z: Tensor, axis: int = -1) -> Tensor:
-    """log pᵢ = zᵢ − log Σⱼ exp zⱼ  (stable through logsumexp)."""
+def log_softmax(z: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """log pᵢ = zᵢ − log Σⱼ exp zⱼ  (stable through logsumexp); ``dim`` is PyTorch's name for ``axis``."""
+    if dim is not None:
+        axis = dim
     try:
         lse = z.logsumexp(axis=axis, keepdims=True)
     except AttributeError as e:
@@ -61,9 +63,9 @@ def log_softmax(z: Tensor, axis: int = -1) -> Tensor:
     return z - lse
 
 
-def softmax(z: Tensor, axis: int = -1) -> Tensor:
-    """pᵢ = exp(zᵢ) / Σⱼ exp(zⱼ) = exp(zᵢ − logsumexp z)."""
-    return log_softmax(z, axis).exp()
+def softmax(z: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
+    """pᵢ = exp(zᵢ) / Σⱼ exp(zⱼ) = exp(zᵢ − logsumexp z); ``dim`` is PyTorch's name for ``axis``."""
+    return log_softmax(z, dim if dim is not None else axis).exp()
 
 
 ACTIVATIONS = {"identity": identity, "tanh": tanh, "sigmoid": sigmoid, "relu": relu}
@@ -146,6 +148,34 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
 
 
 LOSSES = {"squared_error": squared_error, "cross_entropy": cross_entropy}
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.mse_loss``: (1/N) Σ (inputᵢ − targetᵢ)² over every element (``"mean"``),
+    the plain sum (``"sum"``) or the elementwise squares (``"none"``).
+
+    Not the practical's squared error: that one is ½ Σ per example (:func:`squared_error`), so
+    mse_loss(ŷ, y, "sum") = 2 · squared_error(ŷ, y).  ∂L/∂input = 2 (input − target) / N for "mean".
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: expected a Tensor, got {type(input).__name__}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: expected one of ('mean', 'sum', 'none'), got {reduction!r}")
+    if isinstance(target, Tensor):
+        d = input - target
+        tshape = target.shape
+    else:
+        t = _target_array(target, input, "target")
+        tshape = t.shape
+        d = input - t
+    if tshape != input.shape:
+        raise ValueError(f"target: expected shape {input.shape} (the input's), got {tshape}")
+    sq = d * d
+    if reduction == "none":
+        return sq
+    if input.size == 0:
+        raise ValueError(f"input: expected a non-empty tensor, got shape {input.shape}")
+    return sq.mean() if reduction == "mean" else sq.sum()
 
 
 def _target_array(y, like: Tensor, name: str) -> np.ndarray:

@@ -181,7 +181,11 @@ class Div(Primitive):
 
 
 class Pow(Primitive):
-    """out = aᵖ for a scalar exponent p.   ∂L/∂a = g ⊙ p a^(p−1)."""
+    """out = aᵖ for a scalar exponent p.   ∂L/∂a = g ⊙ p a^(p−1),  and 0 for p = 0.
+
+    For p = 0 the derivative of the constant a⁰ = 1 is 0 everywhere, also at a = 0, where the
+    general formula would give 0 · 0⁻¹ = NaN (and a RuntimeWarning): PyTorch's convention too.
+    """
 
     name = "pow"
 
@@ -194,12 +198,64 @@ class Pow(Primitive):
         a, p = ctx
         if p == 2:
             return (g * (2.0 * a),)
+        if p == 0:
+            return (np.zeros(np.broadcast_shapes(np.shape(g), np.shape(a)), np.result_type(g, a)),)
+        if p == 1:
+            return (g * np.ones_like(a),)
         return (g * (p * a ** (p - 1)),)
 
     @staticmethod
     def vjp_t(g, out, rec):
         a, p = rec.parents[0], rec.ctx[1]
+        if p == 0:  # a constant: no gradient, and no 0 · 0⁻¹ at a = 0
+            return (g * np.zeros(a.shape, a.dtype),)
+        if p == 1:
+            return (g,)
         return (g * (2.0 * a) if p == 2 else g * (p * a ** (p - 1)),)
+
+
+class PowT(Primitive):
+    """out = aᵇ with a tensor (or a constant) exponent b, elementwise and broadcast.
+
+    ∂L/∂a = g ⊙ b a^(b−1)   (0 where b = 0),
+    ∂L/∂b = g ⊙ aᵇ log a    (0 where a = 0 and b ≥ 0: the limit of aᵇ log a; PyTorch's convention).
+    ``2 ** x`` is this op with the constant base 2.
+    """
+
+    name, nin = "pow_tensor", 2
+
+    @staticmethod
+    def forward(a, b):
+        out = a**b
+        return out, (a, b, out)
+
+    @staticmethod
+    def vjp(g, ctx):
+        a, b, out = ctx
+        with np.errstate(divide="ignore", invalid="ignore"):
+            da = np.where(b == 0, 0.0, b * a ** (b - 1)) * g
+            # log of a constant base (2 ** x) in the output's dtype: np.log(2) alone is a float64
+            db = np.where((a == 0) & (b >= 0), 0.0, out * np.log(np.asarray(a, np.result_type(out, g)))) * g
+        return unbroadcast(da, _shape(a)), unbroadcast(db, _shape(b))
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        # The vjp's conventions as constant masks, only where the formula itself breaks down (a = 0):
+        # there the base is replaced by 1, so that no 0⁻¹ or log 0 enters the recorded graph.  Where
+        # b = 0 and a ≠ 0 the formula already gives 0 and keeps its derivative in b.
+        a, b = _operands(rec)
+        na, nb = _needs(rec)
+        av, bv = np.asarray(rec.ctx[0]), np.asarray(rec.ctx[1])
+        ga = gb = None
+        if na:
+            keep = np.asarray(~((bv == 0) & (av == 0)))
+            ga = sum_to(g * (b * _where_one(a, keep) ** (b - 1)) * keep, _shape(rec.ctx[0]))
+        if nb:
+            keep = np.asarray(~((av == 0) & (bv >= 0)))
+            log_a = (_where_one(a, keep).log() if isinstance(a, _tensor.Tensor)  # a constant base (2 ** x):
+                     else np.log(np.where(keep, av, 1.0)).astype(rec.ctx[2].dtype))  # in the output's dtype
+            gb = sum_to(g * (out * log_a) * keep, _shape(rec.ctx[1]))
+        return ga, gb
 
 
 class MatMul(Primitive):
@@ -293,26 +349,31 @@ class Tanh(Primitive):
 
 
 class Sigmoid(Primitive):
-    """h = σ(z) = 1 / (1 + e^(−z)).   ∂L/∂z = g ⊙ σ(z)(1 − σ(z)).
+    """h = σ(z) = 1 / (1 + e^(−z)).   ∂L/∂z = g ⊙ σ(z) σ(−z)   (= σ(z)(1 − σ(z))).
 
-    Computed as ½(1 + tanh(z/2)), which is the same function but never
-    overflows: σ(±1e3) is exactly 1 or 0 with a zero, finite derivative.
+    Both tails are computed from e = exp(−|z|) ∈ (0, 1], which never overflows:
+    σ(|z|) = 1 / (1 + e) and σ(−|z|) = e / (1 + e), each a few ulp from the true value
+    over the whole float range (σ(−40) = 4.2e-18, not 0).  The derivative is the product
+    σ(z) σ(−z) of two such values, so it keeps its tail on both sides (σ'(±50) = 1.9e-22),
+    where 1 − σ(z) would cancel to 0 for large positive z.  ctx = (σ(z), σ(−z)).
     """
 
     name = "sigmoid"
 
     @staticmethod
     def forward(z):
-        h = 0.5 * (1.0 + np.tanh(0.5 * z))
-        return h, h
+        e = np.exp(-np.abs(z))
+        d = 1.0 + e
+        big = 1.0 / d   # σ(|z|)
+        small = e / d   # σ(−|z|)
+        pos = z >= 0
+        h = np.where(pos, big, small)
+        return h, (h, np.where(pos, small, big))
 
     @staticmethod
-    def vjp(g, h):
-        t = 1.0 - h
-        if type(t) is not np.ndarray or t.shape != g.shape or t.dtype != g.dtype:
-            return (g * (h * t),)
-        np.multiply(h, t, out=t)
-        return (np.multiply(g, t, out=t),)
+    def vjp(g, ctx):
+        h, c = ctx
+        return (g * (h * c),)
 
     @staticmethod
     def vjp_t(g, out, rec):
@@ -320,14 +381,15 @@ class Sigmoid(Primitive):
 
 
 class Relu(Primitive):
-    """h = max(z, 0).   ∂L/∂z = g ⊙ 1[z > 0]   (0 at z = 0)."""
+    """h = max(z, 0).   ∂L/∂z = g ⊙ 1[z > 0]   (0 at z = 0; relu(−∞) = 0, NaN stays NaN)."""
 
     name = "relu"
 
     @staticmethod
     def forward(z):
         mask = z > 0
-        return z * mask, mask
+        # maximum, not z · mask: −∞ · 0 would be NaN (maximum keeps a NaN input NaN)
+        return np.maximum(z, 0), mask
 
     @staticmethod
     def vjp(g, mask):
@@ -373,6 +435,163 @@ class Log(Primitive):
     @staticmethod
     def vjp_t(g, out, rec):
         return (g / rec.parents[0],)
+
+
+class Abs(Primitive):
+    """out = |a|.   ∂L/∂a = g ⊙ sign(a)   (0 at a = 0, as PyTorch's subgradient)."""
+
+    name = "abs"
+
+    @staticmethod
+    def forward(a):
+        return np.abs(a), a
+
+    @staticmethod
+    def vjp(g, a):
+        return (g * np.sign(a),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * np.sign(rec.ctx),)  # sign is piecewise constant: |a|'' = 0 away from 0
+
+
+class Sqrt(Primitive):
+    """out = √a.   ∂L/∂a = g / (2√a)   (+∞ at a = 0, NaN below: the derivative's own values)."""
+
+    name = "sqrt"
+
+    @staticmethod
+    def forward(a):
+        out = np.sqrt(a)
+        return out, out
+
+    @staticmethod
+    def vjp(g, out):
+        with np.errstate(divide="ignore"):
+            return (g / (2.0 * out),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g / (out * 2.0),)
+
+
+class Clamp(Primitive):
+    """out = min(max(a, lo), hi) (either bound may be None).
+
+    ∂L/∂a = g ⊙ 1[lo ≤ a ≤ hi]: the gradient passes where a is inside the closed interval,
+    bounds included, as PyTorch's clamp does; it is 0 where a bound took over.
+    """
+
+    name = "clamp"
+
+    @staticmethod
+    def forward(a, lo=None, hi=None):
+        out = a
+        inside = np.ones(np.shape(a), dtype=bool)
+        if lo is not None:
+            out = np.maximum(out, lo)
+            inside &= a >= lo
+        if hi is not None:
+            out = np.minimum(out, hi)
+            inside &= a <= hi
+        if out is a:
+            out = np.array(a, copy=True)
+        return out.astype(np.result_type(a), copy=False), inside
+
+    @staticmethod
+    def vjp(g, inside):
+        return (g * inside,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * rec.ctx,)
+
+
+class Max(Primitive):
+    """out = max z along ``axis`` (all of z for ``axis=None``).
+
+    ∂L/∂zᵢ = g where zᵢ is the maximum, 0 elsewhere.  Ties follow PyTorch: a reduction along one
+    axis (``max(dim)``) sends g to the first maximal entry, the one its indices name; a reduction
+    over everything (``max()``) shares g evenly among the tied entries.  ``min`` is −max(−z).
+    ctx = (weights, axis, keepdims) with weights summing to 1 over each reduced slice.
+    """
+
+    name = "max"
+
+    @staticmethod
+    def forward(z, axis=None, keepdims=False):
+        if axis is None:
+            out = np.max(z, keepdims=keepdims)
+            hit = z == np.max(z)
+            if np.isnan(out).any():  # NaN is the max: the gradient goes to the NaNs
+                hit = np.isnan(z)
+            w = hit.astype(np.result_type(z, np.float32))
+            w /= w.sum()
+        else:
+            idx = np.expand_dims(np.argmax(z, axis=axis), axis)
+            out = np.take_along_axis(z, idx, axis)
+            w = np.zeros(z.shape, dtype=bool)
+            np.put_along_axis(w, idx, True, axis)
+            if not keepdims:
+                out = np.squeeze(out, axis)
+        return out, (w, axis, keepdims)
+
+    @staticmethod
+    def vjp(g, ctx):
+        w, axis, keepdims = ctx
+        if axis is not None and not keepdims:
+            g = np.expand_dims(g, axis)
+        return (g * w,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        w, axis, keepdims = rec.ctx  # constant weights: the maximum's place does not move under a nudge
+        if axis is not None and not keepdims:
+            g = g.reshape(_kept_shape(w.shape, axis))
+        return (g * w,)
+
+
+class Copy(Primitive):
+    """out = a copy of a (``clone``).   ∂L/∂a = g."""
+
+    name = "copy"
+
+    @staticmethod
+    def forward(a):
+        return np.array(a, copy=True), None
+
+    @staticmethod
+    def vjp(g, ctx):
+        return (g,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g,)
+
+
+class Compare(Primitive):
+    """out = a ∘ b elementwise for ∘ one of ==, !=, <, <=, >, >= (``op`` names the ufunc): a bool array.
+
+    Piecewise constant, so it has no gradient: Tensor applies it with grad mode off (PyTorch's
+    comparisons give a tensor that does not require grad).  The vjp exists for completeness: zeros.
+    """
+
+    name, nin = "compare", 2
+    OPS = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+           "gt": np.greater, "ge": np.greater_equal}
+
+    @staticmethod
+    def forward(a, b, op):
+        return Compare.OPS[op](a, b), (_shape(a), _shape(b))
+
+    @staticmethod
+    def vjp(g, ctx):
+        sa, sb = ctx
+        return np.zeros(sa, g.dtype), np.zeros(sb, g.dtype)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return None, None
 
 
 class LogSumExp(Primitive):
@@ -509,7 +728,7 @@ class Transpose(Primitive):
     @staticmethod
     def vjp_t(g, out, rec):
         axes = rec.ctx
-        return (g.transpose() if axes is None else g.transpose(tuple(int(i) for i in np.argsort(axes))),)
+        return (_apply(Transpose, g, None if axes is None else tuple(int(i) for i in np.argsort(axes))),)
 
 
 class GetItem(Primitive):
@@ -637,7 +856,16 @@ def _kept_shape(shape: tuple, axis) -> tuple:
 def _swap_last(t):
     axes = list(range(t.ndim))
     axes[-2], axes[-1] = axes[-1], axes[-2]
-    return t.transpose(tuple(axes))
+    return _apply(Transpose, t, tuple(axes))
+
+
+def _where_one(x, keep):
+    """x where ``keep`` (a constant mask), 1 elsewhere, differentiable in x where kept."""
+    if keep.all():
+        return x
+    if not isinstance(x, _tensor.Tensor):
+        return np.where(keep, x, 1).astype(np.result_type(x), copy=False)
+    return x * keep + (~keep).astype(x.dtype)
 
 
 def _apply(prim, t, *args):
@@ -656,8 +884,9 @@ def broadcast_to(g, shape: tuple):
 
 PRIMITIVES: dict[str, type[Primitive]] = {
     p.name: p
-    for p in (Add, Sub, Neg, Mul, Div, Pow, MatMul, Tanh, Sigmoid, Relu, Exp, Log,
-              LogSumExp, Sum, Mean, Reshape, Transpose, GetItem, Scatter, SumTo, BroadcastTo)
+    for p in (Add, Sub, Neg, Mul, Div, Pow, PowT, MatMul, Tanh, Sigmoid, Relu, Exp, Log, Abs, Sqrt,
+              Clamp, Max, Copy, Compare, LogSumExp, Sum, Mean, Reshape, Transpose, GetItem,
+              Scatter, SumTo, BroadcastTo)
 }
 
 # The cycle is deliberate and harmless: vjp_t builds Tensors, and only runs once both modules are loaded.

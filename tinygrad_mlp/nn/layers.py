@@ -13,6 +13,7 @@ import numpy as np
 
 from ..autograd import functional as F
 from .init import as_initializer
+from ..autograd.primitives import flat_sum
 from ..autograd.tensor import Tensor, _new
 
 __all__ = ["Linear", "MLP", "as_tensor"]
@@ -35,6 +36,20 @@ def as_tensor(x: Any, name: str, dtype=np.float64) -> Tensor:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
     return x
+
+
+def _overflowed(z: np.ndarray) -> bool:
+    """One cheap test of a hidden z^[l]: is any entry inf or NaN?
+
+    A saturating g hides an overflow (tanh(±inf) = ±1, relu(−inf) = 0), so every layer's z is
+    checked, not only the output's.  Σ z is finite when every entry is (a Python float sum of a
+    small vector costs a fraction of isfinite().all()); only when the sum is not finite, which a
+    huge but finite z can also cause, are the entries looked at one by one.
+    """
+    s = flat_sum(z)
+    if s - s == 0:
+        return False
+    return not np.isfinite(z).all()
 
 
 def _check_forward(z: np.ndarray) -> None:
@@ -85,6 +100,11 @@ class Linear:
 
     def parameters(self) -> list[Tensor]:
         return [self.W, self.b]
+
+    def named_parameters(self):
+        """(name, tensor) pairs: ``("W", W)``, ``("b", b)`` — the attribute names, as in PyTorch."""
+        yield "W", self.W
+        yield "b", self.b
 
     def __repr__(self) -> str:
         return f"Linear(in_features={self.in_features}, out_features={self.out_features})"
@@ -176,6 +196,8 @@ class MLP:
                 z = layer(h)
                 if l == last:
                     break
+                if _overflowed(z.data):
+                    _check_forward(z.data)
                 h = g(z)
         _check_forward(z.data)
         return z
@@ -196,6 +218,8 @@ class MLP:
         with np.errstate(over="ignore", invalid="ignore"):
             for l, layer in enumerate(self.layers):
                 z = layer(h).retain_grad()
+                if _overflowed(z.data):
+                    _check_forward(z.data)
                 g = self._g_out if l == len(self.layers) - 1 else self._g
                 h = g(z)
                 if h is z:  # identity: give h its own node so both gradients can be read
@@ -234,6 +258,13 @@ class MLP:
     def parameters(self) -> list[Tensor]:
         """[W^[1], b^[1], …, W^[L], b^[L]]."""
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self):
+        """(name, tensor) pairs in ``parameters()`` order, named as :meth:`state_dict` keys them:
+        ``W1, b1, …, WL, bL`` (PyTorch's named_parameters also match its state_dict keys)."""
+        for l, layer in enumerate(self.layers, 1):
+            yield f"W{l}", layer.W
+            yield f"b{l}", layer.b
 
     def zero_grad(self) -> None:
         """Forget every parameter's ``.grad`` (backward accumulates, so call this between steps)."""
