@@ -317,7 +317,7 @@ def test_other_bad_inputs_are_named():
     with pytest.raises(TypeError, match="data"):
         Tensor("abc")
     with pytest.raises(TypeError, match="exponent"):
-        x ** x
+        x ** "a"
     with pytest.raises(ValueError, match="axis"):
         x.sum(axis=2)
     with pytest.raises(ValueError, match="shape"):
@@ -357,3 +357,95 @@ def test_matmul_with_a_constant_operand_skips_only_its_gradient(shapes, constant
     else:
         expected = a.T @ u
     np.testing.assert_allclose(ts[k].grad, expected, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ PyTorch's meaning (issue 14), no torch needed
+def test_transpose_swaps_two_dims_as_in_pytorch():
+    a = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(Tensor(a).transpose(0, 1).data, a.T)  # NumPy's transpose(0, 1) is a no-op
+    b = np.arange(24.0).reshape(2, 3, 4)
+    assert Tensor(b).transpose(1, 2).shape == (2, 4, 3)
+    assert Tensor(b).permute(2, 0, 1).shape == (4, 2, 3) and Tensor(b).T.shape == (4, 3, 2)
+    with pytest.raises(TypeError, match="^dims: transpose\\(dim0, dim1\\)"):
+        Tensor(b).transpose((2, 0, 1))
+
+
+def test_comparisons_are_elementwise_bool_tensors_without_grad():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    eq = x == Tensor([1.0, 0.0, 3.0])
+    assert eq.dtype == np.bool_ and not eq.requires_grad and eq.data.tolist() == [True, False, True]
+    assert (x > 1).data.tolist() == [False, True, True] and (x <= 2.0).data.tolist() == [True, True, False]
+    assert (x != x).data.tolist() == [False] * 3 and (1.5 < x).data.tolist() == [False, True, True]
+    assert (x == None) is False  # noqa: E711  (unrelated objects compare unequal, as in PyTorch)
+    assert {x: 1}[x] == 1  # hashing stays by identity
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(Tensor([0.0, 1.0]))
+    assert bool(Tensor([0.0])) is False and bool(Tensor(2.0) > 1)
+
+
+def test_scalar_conversions_on_one_element_tensors():
+    loss = Tensor([[2.5]], requires_grad=True) * 1.0
+    assert float(loss) == 2.5 and int(loss) == 2 and f"{loss:.3f}" == "2.500"
+    assert Tensor([[1.0, 2.0]]).tolist() == [[1.0, 2.0]] and Tensor(3.0).tolist() == 3.0
+    with pytest.raises(TypeError, match="^format: "):
+        f"{Tensor([1.0, 2.0]):.3f}"
+    assert f"{Tensor([1.0, 2.0])}" == str(Tensor([1.0, 2.0]))
+    assert Tensor(np.zeros((2, 3))).numel() == 6 and Tensor(np.zeros((2, 3))).dim() == 2
+
+
+def test_requires_grad_in_place():
+    t = Tensor([1.0, 2.0])
+    assert t.requires_grad_() is t and t.requires_grad
+    (t * t).sum().backward()
+    np.testing.assert_array_equal(t.grad, [2.0, 4.0])
+    with pytest.raises(TypeError, match="^requires_grad: only float32 or float64"):
+        Tensor(np.arange(3)).requires_grad_()
+
+
+def test_dim_and_keepdim_are_accepted_beside_axis_and_keepdims():
+    a = np.arange(6.0).reshape(2, 3)
+    t = Tensor(a)
+    np.testing.assert_array_equal(t.sum(dim=1, keepdim=True).data, a.sum(axis=1, keepdims=True))
+    np.testing.assert_array_equal(t.sum(axis=1, keepdims=True).data, a.sum(axis=1, keepdims=True))
+    np.testing.assert_array_equal(t.mean(dim=0).data, a.mean(axis=0))
+    np.testing.assert_allclose(t.logsumexp(dim=-1).data, np.log(np.exp(a).sum(-1)))
+    with pytest.raises(TypeError, match="^sum: pass dim or axis, not both"):
+        t.sum(axis=0, dim=0)
+
+
+def test_zero_d_reductions_accept_dim_0_and_minus_1():
+    z = Tensor(2.0, requires_grad=True)
+    assert z.sum(0).item() == 2.0 and z.sum(-1).item() == 2.0 and z.mean(dim=0).item() == 2.0
+    assert z.logsumexp(dim=-1).item() == 2.0 and z.softmax(dim=0).item() == 1.0
+    with pytest.raises(ValueError, match="^axis: "):
+        z.sum(1)
+
+
+def test_numpy_scalars_do_not_promote_float32():
+    x = Tensor(np.ones(2, np.float32), requires_grad=True)
+    for y in (x * np.float64(2.0), np.float64(2.0) * x, x + np.int64(1), x ** np.float64(2.0), x / np.float64(3)):
+        assert y.dtype == np.float32
+    assert (x * np.ones(2)).dtype == np.float64  # an ndarray promotes, as NumPy and a dimensioned torch tensor
+
+
+def test_conversions_tell_the_capture():
+    from tinygrad_mlp.autograd.tape import state
+
+    seen = []
+
+    class Watch:
+        def op(self, *a):
+            pass
+
+        def conversion(self, tensor, what):
+            seen.append(what)
+
+    t = Tensor([1.5])
+    st = state()
+    st.capture = Watch()
+    try:
+        float(t), int(t), f"{t:.1f}", t.tolist(), bool(t), t.item()
+        t == 1.0  # a comparison is an op, seen by the capture, not a conversion
+    finally:
+        st.capture = None
+    assert seen == ["float", "int", "format", "tolist", "bool", "item"]

@@ -53,18 +53,24 @@ def relu(z: Tensor) -> Tensor:
 
 
 def log_softmax(z: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
-    """log pᵢ = zᵢ − log Σⱼ exp zⱼ  (stable through logsumexp); ``dim`` is PyTorch's name for ``axis``."""
+    """log pᵢ = sᵢ − log Σⱼ exp sⱼ with s = z − max z  (stable; ``dim`` is PyTorch's name for ``axis``).
+
+    The shift by the (constant) max costs one op and keeps the result exact where z − logsumexp z
+    would not be: at z = (M, M) with M the largest float, logsumexp z rounds to M and z − M = 0,
+    where the answer is −log 2.  The shift changes no gradient (log_softmax is shift-invariant).
+    """
     if dim is not None:
         axis = dim
     try:
-        lse = z.logsumexp(axis=axis, keepdims=True)
+        m = z._shift(axis)
     except AttributeError as e:
         raise _not_a_tensor(z, e) from None
-    return z - lse
+    s = z - m
+    return s - s.logsumexp(axis=axis, keepdims=True)
 
 
 def softmax(z: Tensor, axis: int = -1, *, dim: int | None = None) -> Tensor:
-    """pᵢ = exp(zᵢ) / Σⱼ exp(zⱼ) = exp(zᵢ − logsumexp z); ``dim`` is PyTorch's name for ``axis``."""
+    """pᵢ = exp(zᵢ) / Σⱼ exp(zⱼ) = exp(log_softmax(z)ᵢ); ``dim`` is PyTorch's name for ``axis``."""
     return log_softmax(z, dim if dim is not None else axis).exp()
 
 

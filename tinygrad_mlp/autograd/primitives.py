@@ -611,6 +611,10 @@ class LogSumExp(Primitive):
             # bookkeeping, which costs more than the arithmetic on a tiny vector.
             m = flat_max(z)
             if not math.isfinite(m):
+                if m == math.inf:  # log Σ exp is +∞; its slope is NaN at the +∞ entries, 0 elsewhere (PyTorch's)
+                    t = np.where(z == np.inf, np.nan, 0.0).astype(z.dtype)
+                    lse = np.array(np.inf, dtype=z.dtype).reshape((1,) * z.ndim)
+                    return (lse if keepdims else lse.reshape(())), (z, lse, keepdims, t, 1.0)
                 m = 0.0  # an all −inf input would give (−inf) − (−inf) = nan
             t = np.exp(z - m)
             r = flat_sum(t)
@@ -619,12 +623,18 @@ class LogSumExp(Primitive):
             out = lse if keepdims else lse.reshape(())
             return out, (z, lse, keepdims, t, r)
         m = z.max(axis=axis, keepdims=True)
+        pinf = None
         if not np.isfinite(m).all():
+            pinf = m == np.inf
             m = np.where(np.isfinite(m), m, 0.0)  # an all −inf row would give (−inf) − (−inf) = nan
         t = np.exp(z - m)
         r = t.sum(axis=axis, keepdims=True)
         lse = np.log(r)
         lse += m
+        if pinf is not None and pinf.any():  # rows holding +∞: lse = +∞, slope NaN at the +∞ entries, 0 elsewhere
+            t = np.where(pinf, np.where(z == np.inf, np.nan, 0.0), t).astype(t.dtype)
+            r = np.where(pinf, 1.0, r).astype(r.dtype)
+            lse = np.where(pinf, np.inf, lse).astype(lse.dtype)
         out = lse if keepdims else lse.squeeze(axis)
         return out, (z, lse, keepdims, t, r)
 

@@ -233,7 +233,7 @@ class Tensor:
         except OverflowError as e:  # a Python int beyond int64 / float range
             raise ValueError(f"data: a number is out of range for {dtype or np.dtype(np.float64)} ({e})") from None
         except (TypeError, ValueError) as e:
-            if str(e).startswith("data: "):
+            if str(e).startswith(("data: ", "dtype: ")):
                 raise
             raise TypeError(
                 f"data: expected a number, a (nested) list of numbers or an ndarray, "
@@ -587,6 +587,26 @@ class Tensor:
     def min(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
         """The smallest entry, or ``(values, indices)`` along ``dim``: −max(−self), so the same gradient rules."""
         return self._extremum("min", dim, keepdim, axis, keepdims)
+
+    def _shift(self, axis) -> "Tensor":
+        """max along ``axis`` (keepdims), as a constant: softmax's shift.  Applied with grad mode off, so
+        it is not recorded (the shift has no gradient) yet a capture still sees it and replays it."""
+        axis = _check_axis(axis, self.ndim)
+        if self.data.size == 0:
+            raise ValueError("z: expected a non-empty tensor, got shape " + str(self.shape))
+        st = _local.state
+        before = st.grad_enabled
+        st.grad_enabled = False
+        try:
+            if axis is None or isinstance(axis, tuple):
+                m = apply(Max, (self,), (self.data,), (None, True))
+            else:
+                m = apply(Max, (self,), (self.data,), (int(axis), True))
+        finally:
+            st.grad_enabled = before
+        if not np.isfinite(m.data).all():  # ±inf or NaN rows: no shift (inf − inf would add NaNs)
+            m = _new(np.where(np.isfinite(m.data), m.data, 0).astype(m.data.dtype))
+        return m
 
     def _extremum(self, what, dim, keepdim, axis, keepdims):
         if isinstance(dim, Tensor):
