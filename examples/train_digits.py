@@ -16,7 +16,7 @@ X_train, X_test, y_train, y_test = train_test_split(digits.data, digits.target, 
 
 model = MLP([64, 50, 10], hidden="tanh", output="softmax", seed=0)  # Glorot-uniform weights, zero biases
 history = train(model, X_train, y_train, epochs=epochs, lr=0.001, seed=0,  # a new shuffle every epoch
-                X_val=X_test, y_val=y_test, progress=True)
+                X_val=X_test, y_val=y_test, val_label="test acc", progress=True)
 
 print(f"final training loss {history.loss[-1]:.4f} after {history.epochs} epochs "
       f"({history.us_per_step:.0f} µs per SGD step)")

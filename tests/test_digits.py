@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tinygrad_mlp import reference
 from tinygrad_mlp.bench import digits as D
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.nn.optim import SGD
+from tinygrad_mlp.nn.optim import SGD, Adam
 from tinygrad_mlp.training.loop import (DivergenceError, DivergenceWarning, History, accuracy, predict,
                                    progress_bar, train)
 
@@ -210,7 +210,7 @@ def test_help_names_the_default_init(capsys):
 
 
 def test_missing_optional_rows_say_so(data, monkeypatch):
-    for mod in ("torch", "tinygrad_mlp.compiler.compiled", "tinygrad_mlp.training.estimators"):
+    for mod in ("torch", "tinygrad_mlp.compiler", "tinygrad_mlp.training.estimators"):
         monkeypatch.setitem(sys.modules, mod, None)  # makes `import mod` raise ImportError
     rep = D.run_benchmark(D.Config(epochs=1, only=("torch", "compiled", "estimator"), quiet=True), data)
     assert [(r.name, r.status) for r in rep.results] == [
@@ -390,14 +390,80 @@ def test_divergence_warns_when_asked():
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-def test_weights_that_overflow_under_a_finite_loss_are_restored_to_the_epoch_start():
+def test_weights_that_overflow_under_a_finite_loss_keep_their_last_finite_values():
     # z = 1e75 · 1e75 = 1e150: L = ½ z² = 5e299 is finite, but ∂L/∂W = z x = 1e225 and η ∂L/∂W = inf.
     model = MLP([1, 1], hidden="identity", output="identity", weight_init=1e75, bias_init=0.0)
     X, Y = np.array([[1e75], [1e75]]), np.array([[0.0], [0.0]])
-    with pytest.raises(DivergenceError, match="restored") as info:
+    with pytest.raises(DivergenceError, match="last finite values, those at the start") as info:
         train(model, X, Y, epochs=3, lr=1e100, loss="squared_error", shuffle=False)
     assert (info.value.epoch, info.value.step) == (1, 2)
     assert model.layers[0].W.data[0, 0] == 1e75 and model.layers[0].b.data[0] == 0.0
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_train_compiled_gives_the_eager_weights_bit_for_bit(opt, batch_size):
+    """One loop, two kinds of step: the replay (re-captured for the smaller last batch) is the tape's arithmetic."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 5)), rng.integers(0, 3, 50)
+    runs = []
+    for compiled in (None, "exact"):
+        m = MLP([5, 7, 3], output="softmax", seed=1)
+        o = {"sgd": lambda: SGD(m.parameters(), 0.05), "momentum": lambda: SGD(m.parameters(), 0.05, momentum=0.9),
+             "adam": lambda: Adam(m.parameters(), 0.01)}[opt]()
+        h = train(m, X, y, epochs=3, optimizer=o, batch_size=batch_size, seed=2, compiled=compiled)
+        runs.append((m.state_dict(), h.loss))
+    assert max_diff(runs[0][0], runs[1][0]) == 0.0 and runs[0][1] == runs[1][1]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("compiled", [None, "exact"])
+def test_divergence_keeps_the_finite_updates_made_earlier_in_the_epoch(compiled):
+    """Issue 13, item 8: the README promises the last finite values, not the epoch's start.
+
+    Step 1 (x = 0, y = 1e-100) moves only b: b = 0 − η (0 − 1e-100) with η = 1e100.  Step 2
+    (x = 1e75, y = 0): L = ½ (1e150)² is finite, but η ∂L/∂W = 1e100 · 1e225 overflows W.
+    The last finite weights are those after step 1.
+    """
+    model = MLP([1, 1], hidden="identity", output="identity", weight_init=1e75, bias_init=0.0)
+    X, Y = np.array([[0.0], [1e75]]), np.array([[1e-100], [0.0]])
+    with pytest.raises(DivergenceError, match="last finite values, those after step 1") as info:
+        train(model, X, Y, epochs=3, lr=1e100, loss="squared_error", shuffle=False,
+              **({"compiled": compiled} if compiled else {}))
+    assert info.value.epoch == 1
+    assert model.layers[0].W.data[0, 0] == 1e75
+    assert model.layers[0].b.data[0] == 0.0 - 1e100 * (0.0 - 1e-100)  # the finite update of step 1, kept
+    assert model.layers[0].b.data[0] != 0.0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_compiled_divergence_keeps_the_same_weights_as_eager():
+    X, Y = _diverging_problem()
+    finals = []
+    for compiled in (None, "exact"):
+        model = MLP([2, 1], hidden="identity", output="identity", weight_init=0.1, bias_init=0.0)
+        with pytest.raises(DivergenceError) as info:
+            train(model, X, Y, epochs=1000, lr=5.0, loss="squared_error", shuffle=False, compiled=compiled)
+        finals.append((model.state_dict(), info.value.epoch, info.value.step))
+    (a, ea, sa), (b, eb, sb) = finals
+    assert (ea, sa) == (eb, sb) and max_diff(a, b) == 0.0
+    assert all(np.isfinite(v).all() for v in b.values())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_divergence_is_a_value_error_as_in_scikit_learn():
+    """scikit-learn raises ValueError("Solver produced non-finite parameter weights"): the same except catches ours."""
+    from tinygrad_mlp.training.estimators import MLPRegressor
+
+    X, Y = _diverging_problem()
+    with pytest.raises(ValueError, match="diverged"):
+        train(MLP([2, 1], hidden="identity", output="identity", weight_init=0.1), X, Y, epochs=1000, lr=5.0,
+              loss="squared_error", shuffle=False)
+    rng = np.random.default_rng(0)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, batch_size=10,
+                       max_iter=20, random_state=0)
+    with pytest.raises(ValueError, match="diverged"):
+        est.fit(rng.normal(size=(60, 5)) * 100, rng.normal(size=60) * 1e3)
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -410,6 +476,7 @@ def test_weights_that_overflow_under_a_finite_loss_are_restored_to_the_epoch_sta
     (dict(epochs=1, lr=-1.0), "lr"),
     (dict(epochs=1, lr=0.1, X_val=np.zeros((2, 3))), "X_val, y_val"),
     (dict(epochs=1, lr=0.1, order=lambda e: [0]), "order"),
+    (dict(epochs=1, lr=0.1, compiled="fast"), "compiled"),
 ])
 def test_train_rejects_bad_arguments_naming_them(kwargs, name):
     m = MLP([3, 2], output="softmax", seed=0)
@@ -451,26 +518,180 @@ def test_progress_is_a_line_per_epoch_without_tqdm(monkeypatch, capsys):
     assert [line.split(" loss")[0] for line in err] == ["run: epoch 1/3", "run: epoch 2/3", "run: epoch 3/3"]
 
 
-def test_progress_uses_tqdm_when_installed_and_quiet_prints_nothing(capsys):
+def test_progress_uses_tqdm_on_a_terminal_and_quiet_prints_nothing(capsys, monkeypatch):
     pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     bar = progress_bar(2, "x")
     assert type(bar).__module__.startswith("tqdm")
     bar.close()
     assert "x:" in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert type(progress_bar(2, "x")).__name__ == "LineProgress"  # a log gets lines, not \r redraws
     assert D.main(["--epochs", "1", "--only", "reference", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
 
 
-# ---------------------------------------------------------------------------- pictures
-def test_plots_are_written_and_are_pngs(tmp_path, data):
+# ------------------------------------------------------------------ outputs: nothing lost
+@pytest.fixture(scope="module")
+def one_epoch_report(data):
+    return D.run_benchmark(D.Config(epochs=1, only=("tinygrad_mlp", "reference"), quiet=True), data)
+
+
+def _no_run(config):
+    pytest.fail("the benchmark ran before the output paths were checked")
+
+
+@pytest.mark.parametrize("flag, where", [
+    ("--save", "missing/m.npz"), ("--json", "missing/r.json"), ("--json", "newdir/"), ("--json", "."),
+    ("--plots", "missing/pics"), ("--plots", "afile/pics"), ("--save", "afile/m.npz"),
+])
+def test_output_paths_are_refused_before_training(tmp_path, monkeypatch, capsys, flag, where):
+    """Issue 13: a folder that does not exist, a name ending in '/', a path under a file: exit 2 first."""
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(D, "run_benchmark", _no_run)
+    monkeypatch.chdir(tmp_path)
+    assert D.main([flag, where, "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {flag}: ") and err.count("\n") == 1 and out == ""
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "newdir").exists()
+
+
+def test_json_and_save_cannot_name_the_same_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(D, "run_benchmark", _no_run)
+    assert D.main(["--save", str(tmp_path / "m"), "--json", str(tmp_path / "m"), "--quiet"]) == 2
+    assert "--json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("failing", ["--json", "--plots"])
+def test_a_failing_write_after_training_keeps_the_model(tmp_path, monkeypatch, capsys, one_epoch_report, failing):
+    """The model is written first; a later write that fails prints one error line naming its flag."""
+    serialize = pytest.importorskip("tinygrad_mlp.nn.serialize")
     pytest.importorskip("matplotlib")
-    rep = D.run_benchmark(D.Config(epochs=2, only=("tinygrad_mlp", "reference"), quiet=True), data)
-    paths = D.write_plots(rep, tmp_path)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    victim = out_dir if failing == "--json" else tmp_path / "pics"
+
+    def run_then_lose_the_folder(config):  # the folder disappears while training runs
+        import shutil
+
+        if victim.exists():
+            shutil.rmtree(victim)
+        victim.write_text("now a file")
+        return one_epoch_report
+
+    monkeypatch.setattr(D, "run_benchmark", run_then_lose_the_folder)
+    model_path = tmp_path / "m.npz"
+    code = D.main(["--quiet", "--save", str(model_path), "--json", str(out_dir / "r.json"),
+                   "--plots", str(tmp_path / "pics")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {failing}: ") and "Traceback" not in err
+    assert "the model is saved" in errors[0]
+    loaded = serialize.load(model_path)
+    assert max_diff(loaded.state_dict(), one_epoch_report.get("tinygrad_mlp").weights) == 0.0
+
+
+def test_a_picture_that_fails_mid_write_leaves_the_old_one_whole(tmp_path, monkeypatch, capsys, one_epoch_report):
+    """Issue 13: outputs are atomic. savefig writes half a file, then the disk is full."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    old = b"the previous picture"
+    (tmp_path / "digits_samples.png").write_bytes(old)
+
+    def torn(self, fname, *a, **k):
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG half")
+        else:
+            Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", torn)
+    monkeypatch.setattr(D, "run_benchmark", lambda config: one_epoch_report)
+    assert D.main(["--quiet", "--plots", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --plots: ") and "No space left on device" in err
+    assert (tmp_path / "digits_samples.png").read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits_samples.png"]  # no temporary file left
+
+
+def test_json_is_written_atomically_and_replaces_the_old_one(tmp_path, monkeypatch, one_epoch_report):
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    monkeypatch.setattr(D, "run_benchmark", lambda config: one_epoch_report)
+    assert D.main(["--quiet", "--json", str(path)]) == 0
+    assert json.loads(path.read_text())["config"]["epochs"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+# ---------------------------------------------------------------------------- pictures
+def test_plots_are_written_and_are_pngs(tmp_path, one_epoch_report):
+    pytest.importorskip("matplotlib")
+    paths = D.write_plots(one_epoch_report, tmp_path)
     assert sorted(p.name for p in paths) == ["digits_confusion.png", "digits_learning_curves.png",
                                               "digits_samples.png", "digits_systems.png"]
     for p in paths:
         head = p.read_bytes()[:8]
         assert head == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def _report(rows, epochs=3, init="glorot"):
+    """A Report built by hand: the pictures are tested on known numbers, not on a run."""
+    data = D.Data(*(np.zeros((2, 64)),) * 2, np.array([0, 1]), np.array([0, 1]), *(np.zeros((2, 8, 8)),) * 2)
+    setup = D.Setup(D.Config(epochs=epochs, init=init), data, {}, [])
+    return D.Report(setup, [D.Result(name, name + " (row)", train_accuracy=tr, test_accuracy=te, seconds=sec,
+                                     loss_curve=list(loss), test_curve=list(acc), test_predictions=np.array([0, 1]))
+                            for name, tr, te, sec, loss, acc in rows])
+
+
+def test_systems_picture_starts_accuracy_at_zero_and_labels_every_bar():
+    """Issue 20: an axis from 0.93 made a fraction of a point look large; every bar carries its value."""
+    pytest.importorskip("matplotlib")
+    rows = [("tinygrad_mlp", 1.0, 0.975, 2.0, [1.0], [0.9]), ("reference", 0.9986, 0.9722, 1.0, [1.0], [0.9]),
+            ("sklearn_sgd", 0.991, 0.93, 8.0, [1.0], [])]
+    fig = D.make_figures(_report(rows))["digits_systems.png"]
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] == 0.0 and ax.get_xlim()[1] >= 1.0
+    texts = [t.get_text() for t in ax.texts]
+    for _, tr, te, *_ in rows:
+        assert f"train {tr:.3f}" in texts and f"test {te:.3f}" in texts
+    assert len([p for p in ax.patches]) == 2 * len(rows)
+
+
+def test_learning_curves_stop_at_the_epochs_run_and_say_which_coincide():
+    """Issue 20: scikit-learn's Adam ran 197 epochs beside 100; overlapping curves must show."""
+    pytest.importorskip("matplotlib")
+    same = list(np.linspace(1, 0.1, 16))
+    rows = [("tinygrad_mlp", 1, 1, 1, same, [0.8] * 16), ("reference", 1, 1, 1, same, [0.8] * 16),
+            ("compiled", 1, 1, 1, same, [0.8] * 16), ("sklearn_adam", 1, 1, 1, [0.9] * 31, [])]
+    fig = D.make_figures(_report(rows, epochs=16))["digits_learning_curves.png"]
+    lines = [line for ax in fig.axes for line in ax.lines]
+    assert lines and max(float(np.max(line.get_xdata())) for line in lines) == 16
+    markers = [line.get_marker() for line in fig.axes[0].lines]
+    assert len(set(markers)) == len(markers) and "None" not in markers  # each system its own marker
+    starts = {line.get_markevery()[0] for line in fig.axes[0].lines}
+    assert len(starts) > 1  # placed at different epochs, so coinciding curves show each marker
+    note = " ".join(" ".join(t.get_text() for t in fig.texts).split())  # wrapped lines joined
+    assert "These 3 start from the same weights" in note and "tinygrad_mlp, reference, compiled" in note
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "sklearn_adam (row) (31 epochs, first 16 shown)" in labels
+
+
+def test_samples_picture_titles_the_misclassified_row_for_what_it_is():
+    pytest.importorskip("matplotlib")
+    rep = _report([("tinygrad_mlp", 1, 0.5, 1, [1.0], [0.5])])
+    n = 40
+    d = rep.setup.data
+    d.images_test, d.y_test = np.zeros((n, 8, 8)), np.arange(n) % 10
+    pred = d.y_test.copy()
+    pred[[3, 20, 30]] = (pred[[3, 20, 30]] + 1) % 10
+    r = rep.results[0]
+    r.test_predictions, r.test_accuracy = pred, float(np.mean(pred == d.y_test))
+    fig = D.make_figures(rep)["digits_samples.png"]
+    titles = [sub._suptitle.get_text() for sub in fig.subfigs]
+    assert titles[0].startswith("The first 16 test digits")
+    assert titles[1].startswith("Picked on purpose: 2 of the 3 test digits (of 40) that tinygrad_mlp gets wrong")
 
 
 def test_plots_without_matplotlib_fail_clearly(monkeypatch, tmp_path, capsys):
@@ -494,6 +715,25 @@ def test_example_trains_and_reports_accuracy():
     assert r.returncode == 0, r.stderr
     test_acc = float(r.stdout.split("test accuracy")[1])
     assert test_acc >= 0.85
+
+
+def test_redirected_progress_has_no_carriage_returns_and_one_name_for_the_test_set():
+    """Issue 20: tqdm's \\r redraws only on a terminal; "test acc" everywhere, never "val acc"."""
+    r = _run(["-m", "tinygrad_mlp", "digits", "--epochs", "2", "--only", "tinygrad_mlp,reference,compiled"])
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "val acc" not in r.stderr + r.stdout
+    lines = [line for line in r.stderr.splitlines() if "epoch 2/2" in line]
+    assert len(lines) == 3 and all("test acc 0." in line for line in lines)
+    r = _run(["examples/train_digits.py", "1"])
+    assert "\r" not in r.stderr and "test acc" in r.stderr and "val acc" not in r.stderr
+
+
+def test_a_bad_value_prints_one_error_line_and_a_hint_not_the_usage(capsys):
+    assert D.main(["--lr", "x"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert lines[0].startswith("error: argument --lr: ") and len(lines) <= 2 and "usage" not in err
+    assert out == ""
 
 
 def test_benchmark_script_and_module_entry_point():

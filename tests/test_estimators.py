@@ -22,6 +22,16 @@ from tinygrad_mlp.autograd.tensor import Tensor
 from tinygrad_mlp.training.loop import DivergenceError, DivergenceWarning
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """These fits multiply small matrices, (n, 64) by a transposed (64, h) view; on a busy 2-core machine
+    OpenBLAS's threaded kernel for that layout was seen to spin for ~10 ms per call (lbfgs tests of 1 s took
+    20 s).  One thread changes no number (each product is the same dot products), only the waiting."""
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 def _expected_failed_checks(estimator):
     # Every check passes; a check that ever fails must be listed here with its reason
     # (check name -> reason), never silently skipped.
@@ -208,7 +218,7 @@ def test_binary_cross_entropy_is_finite_and_exact_for_large_logits():
     zs = np.array([[-1000.0], [-30.0], [0.0], [30.0], [1000.0]])
     ys = np.array([[1.0], [0.0], [1.0], [1.0], [0.0]])
     z = Tensor(zs, requires_grad=True)
-    loss = _binary_cross_entropy(z, Tensor(ys))
+    loss = _binary_cross_entropy(z, Tensor(ys)).mean()
     expected = np.mean(np.logaddexp(0.0, zs) - ys * zs)
     assert np.isfinite(loss.item()) and loss.item() == pytest.approx(expected, rel=1e-12)
     loss.backward()
@@ -246,20 +256,24 @@ def test_divergence_warns_and_stops_when_asked(digits):
 # ------------------------------------------------------------------------------ parameters
 def test_init_stores_anything_and_fit_names_the_bad_parameter(digits):
     X, y = digits
-    est = MLPClassifier(solver="lbfgs", alpha=-1)  # no validation in __init__, as scikit-learn requires
-    assert est.get_params()["solver"] == "lbfgs"
-    with pytest.raises(ValueError, match=r"^solver: expected one of \['sgd', 'adam'\], got 'lbfgs'"):
+    est = MLPClassifier(solver="newton", alpha=-1)  # no validation in __init__, as scikit-learn requires
+    assert est.get_params()["solver"] == "newton"
+    with pytest.raises(ValueError, match=r"^solver: The 'solver' parameter of MLPClassifier must be a str among "
+                                         r"\{.*'lbfgs'.*\}\. Got 'newton' instead\."):
         est.fit(X[:20], y[:20])
 
 
 @pytest.mark.parametrize("param,value,match", [
-    ("hidden_layer_sizes", (10, 0), r"^hidden_layer_sizes: expected positive ints"),
-    ("activation", "softmax", r"^activation: expected one of"),
-    ("alpha", -1.0, r"^alpha: expected a real number in \[0.0, inf\)"),
-    ("batch_size", 0, r"^batch_size: expected an int >= 1"),
-    ("learning_rate_init", 0.0, r"^learning_rate_init: expected a real number in \(0.0, inf\)"),
-    ("max_iter", 0, r"^max_iter: expected an int >= 1"),
-    ("momentum", 1.5, r"^momentum: expected a real number in \[0.0, 1.0\)"),
+    # scikit-learn's own words after the name (its estimators' constraints), where it has the parameter
+    ("hidden_layer_sizes", (10, 0), r"^hidden_layer_sizes: expected positive ints .*must be > 0"),
+    ("activation", "softmax", r"^activation: The 'activation' parameter of MLPRegressor must be a str among"),
+    ("alpha", -1.0, r"^alpha: The 'alpha' parameter of MLPRegressor must be a float in the range \[0.0, inf\)\. "
+                    r"Got -1.0 instead\."),
+    ("alpha", np.inf, r"^alpha: The 'alpha' parameter .* Got inf instead"),
+    ("batch_size", 0, r"^batch_size: The 'batch_size' parameter .* an int in the range \[1, inf\)"),
+    ("learning_rate_init", 0.0, r"^learning_rate_init: .* must be a float in the range \(0.0, inf\)"),
+    ("max_iter", 0, r"^max_iter: .* must be an int in the range \[1, inf\)"),
+    ("momentum", 1.5, r"^momentum: .* must be a float in the range \[0.0, 1.0\]"),
     ("on_divergence", "ignore", r"^on_divergence: expected one of \['raise', 'warn'\]"),
     ("compiled", "yes", r"^compiled: expected a bool"),
 ])
@@ -312,3 +326,267 @@ def test_compiled_divergence_stops_at_the_same_step_with_the_same_weights(digits
         models.append(est)
     assert errors[0] == errors[1]
     assert _max_diff(*models) == 0.0
+
+
+# ------------------------------------------------------------------ lbfgs, as scikit-learn runs it
+def _sk_regression_set():
+    # scikit-learn's own regression set of its MLP tests (test_mlp.py)
+    from sklearn.datasets import make_regression
+    from sklearn.preprocessing import scale
+    X, y = make_regression(n_samples=200, n_features=10, bias=20.0, noise=100.0, random_state=7)
+    return X, scale(y)
+
+
+@pytest.mark.parametrize("kw", [dict(hidden_layer_sizes=(20,), activation="tanh"),
+                                dict(hidden_layer_sizes=(30,), activation="relu", alpha=1e-3),
+                                dict(hidden_layer_sizes=(20,), activation="logistic")],
+                         ids=["tanh", "relu-l2", "logistic"])
+def test_lbfgs_full_fit_on_digits_equals_scikit_learns(digits, kw):
+    X, y = digits
+    ours, sk = _both(MLPClassifier, SkClassifier, X, y, solver="lbfgs", random_state=0, **kw)
+    assert ours.n_iter_ == sk.n_iter_ < 200  # converged (gtol/ftol), not cut off at max_iter
+    assert _max_diff(ours, sk) < 1e-8
+    assert ours.loss_ == pytest.approx(sk.loss_, rel=1e-10)
+    assert not hasattr(ours, "loss_curve_") and not hasattr(sk, "loss_curve_")
+
+
+def test_lbfgs_full_fit_on_a_regression_set_equals_scikit_learns():
+    X, y = _sk_regression_set()
+    ours, sk = _both(MLPRegressor, SkRegressor, X, y, solver="lbfgs", hidden_layer_sizes=(50,), tol=1e-3,
+                     random_state=1)
+    assert ours.n_iter_ == sk.n_iter_ < 200
+    assert _max_diff(ours, sk) < 1e-8
+
+
+def test_lbfgs_rounding_grows_only_over_long_unconverged_runs():
+    """Where L-BFGS runs to max_iter without converging, the two rounding orders part ways, slowly.
+
+    Both start from the same θ and take the same first steps (1e-15 after 10 iterations); differences
+    of rounding then grow about tenfold per 10 iterations on this set, which is why the equality tests
+    above use fits that converge.
+    """
+    X, y = _sk_regression_set()
+    ours, sk = _both(MLPRegressor, SkRegressor, X, y, solver="lbfgs", hidden_layer_sizes=(20,), activation="tanh",
+                     max_iter=10, random_state=0)
+    assert _max_diff(ours, sk) < 1e-12
+
+
+def test_lbfgs_multi_output_and_max_fun_follow_scikit_learn():
+    from sklearn.datasets import make_regression
+    X, Y = make_regression(n_samples=200, n_targets=3, random_state=11)
+    ours, sk = _both(MLPRegressor, SkRegressor, X, Y / Y.std(), solver="lbfgs", hidden_layer_sizes=(20,), max_iter=15,
+                     random_state=1)
+    assert _max_diff(ours, sk) < 1e-10  # the reported loss (÷ d_L) and the gradient (not) as scikit-learn's
+    assert ours.loss_ == pytest.approx(sk.loss_, rel=1e-10)
+    X, y = _sk_regression_set()
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after \d+ iteration\(s\) \(status=1\)"):
+        ours = MLPRegressor(solver="lbfgs", max_fun=10, random_state=1).fit(X, y)
+    sk = SkRegressor(solver="lbfgs", max_fun=10, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.fit(X, y)
+    assert ours.n_iter_ == sk.n_iter_ <= 10
+    assert _max_diff(ours, sk) < 1e-12
+
+
+def test_lbfgs_gradient_is_the_tapes_and_matches_central_differences():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(6, 4)), np.array([0, 1, 2, 0, 1, 2])
+    est = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(5,), max_iter=1, alpha=0.1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    Y = np.eye(3)[y]
+    theta = rng.normal(size=sum(c.size for c in est.coefs_ + est.intercepts_))
+    w = rng.uniform(0.5, 2.0, size=6)
+    _, grad = est._loss_grad_lbfgs(theta, X, Y, w)
+    eps, num = 1e-6, np.empty_like(theta)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = eps
+        num[i] = (est._loss_grad_lbfgs(theta + e, X, Y, w)[0] - est._loss_grad_lbfgs(theta - e, X, Y, w)[0]) / (2 * eps)
+    np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8)
+
+
+def test_partial_fit_does_not_exist_under_lbfgs():
+    for cls in (MLPClassifier, MLPRegressor):
+        est = cls(solver="lbfgs")
+        assert not hasattr(est, "partial_fit")
+        with pytest.raises(AttributeError, match="has no attribute 'partial_fit'"):  # scikit-learn's words
+            est.partial_fit
+        assert hasattr(cls(solver="sgd"), "partial_fit")
+
+
+# ------------------------------------------------------------------------------ early stopping
+@pytest.mark.parametrize("cls,sk_cls,target", [(MLPClassifier, SkClassifier, "multiclass"),
+                                               (MLPClassifier, SkClassifier, "binary"),
+                                               (MLPRegressor, SkRegressor, "values")])
+def test_early_stopping_follows_scikit_learns_split_scores_and_best_weights(digits, cls, sk_cls, target):
+    X, y = digits
+    y = {"multiclass": y, "binary": y % 2, "values": X[:, 20] + X[:, 43]}[target]
+    ours, sk = _both(cls, sk_cls, X, y, hidden_layer_sizes=(15,), solver="sgd", learning_rate_init=0.05,
+                     batch_size=32, early_stopping=True, validation_fraction=0.2, n_iter_no_change=3, tol=1e-3,
+                     max_iter=60, random_state=3)
+    assert ours.n_iter_ == sk.n_iter_ < 60  # stopped by the validation score
+    np.testing.assert_allclose(ours.validation_scores_, sk.validation_scores_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-10)
+    assert ours.best_validation_score_ == pytest.approx(sk.best_validation_score_, abs=1e-10)
+    assert ours.best_loss_ is None and sk.best_loss_ is None
+    # the restored weights are the best epoch's, not the last one's
+    assert _max_diff(ours, sk) < 1e-8
+
+
+def test_early_stopping_split_is_stratified_as_scikit_learns():
+    with pytest.raises(ValueError, match=r"The least populated classes in y have only 1 member"):
+        MLPClassifier(early_stopping=True).fit([[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1])
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        MLPRegressor(early_stopping=True).fit(np.ones((2, 3)), [1.0, 2.0])
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        MLPRegressor(early_stopping=True, max_iter=2).partial_fit(np.ones((20, 3)), np.arange(20.0))
+
+
+# ------------------------------------------------------------------------------- sample_weight
+@pytest.mark.parametrize("cls,sk_cls,solver", [(MLPClassifier, SkClassifier, "sgd"), (MLPClassifier, SkClassifier, "lbfgs"),
+                                              (MLPRegressor, SkRegressor, "adam"), (MLPRegressor, SkRegressor, "lbfgs")])
+def test_sample_weight_equals_scikit_learns(digits, cls, sk_cls, solver):
+    X, y = digits
+    X, y = X[:400], (y if cls is MLPClassifier else np.c_[X[:, 20], X[:, 43] * 2])[:400]
+    w = np.random.default_rng(0).uniform(0.0, 3.0, size=len(X))
+    kw = dict(hidden_layer_sizes=(12,), solver=solver, batch_size=50, max_iter=8, learning_rate_init=0.02,
+              alpha=1e-2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, sk = cls(**kw).fit(X, y, sample_weight=w), sk_cls(**kw).fit(X, y, sample_weight=w)
+        unweighted = cls(**kw).fit(X, y)
+    assert _max_diff(ours, sk) < 1e-9
+    assert _max_diff(ours, unweighted) > 1e-3  # the weights changed the fit
+    if solver != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, sk.loss_curve_, rtol=1e-10)
+        ours.partial_fit(X, y, sample_weight=w)
+        sk.partial_fit(X, y, sample_weight=w)
+        assert _max_diff(ours, sk) < 1e-9
+
+
+def test_sample_weight_is_checked_naming_it(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=r"^sample_weight\.shape == \(3,\), expected \(20,\)"):
+        MLPClassifier(max_iter=1).fit(X[:20], y[:20], sample_weight=np.ones(3))
+
+
+# ------------------------------------------------------------------------------------ poisson
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_poisson_loss_equals_scikit_learns(digits, solver):
+    X, _ = digits
+    y = np.random.default_rng(0).poisson(np.exp(X[:, 20] + X[:, 43]))
+    ours, sk = _both(MLPRegressor, SkRegressor, X, y, loss="poisson", hidden_layer_sizes=(10,), solver=solver,
+                     max_iter=10, batch_size=64, learning_rate_init=0.01, random_state=0)
+    assert ours.out_activation_ == sk.out_activation_ == "exp"
+    assert _max_diff(ours, sk) < 1e-10
+    assert ours.loss_ == pytest.approx(sk.loss_, rel=1e-10)  # the deviance's constant part included
+    np.testing.assert_allclose(ours.predict(X), sk.predict(X), rtol=1e-10)
+    with pytest.raises(ValueError, match=r"^y: loss='poisson' expects non-negative targets"):
+        MLPRegressor(loss="poisson").fit(X[:10], -np.ones(10))
+
+
+# ------------------------------------------------------------------------------------- sparse X
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_sparse_X_trains_as_dense_and_as_scikit_learn(digits, fmt, solver):
+    import scipy.sparse as sp
+    X, y = digits
+    Xs = sp.csr_matrix(X) if fmt == "csr" else sp.csc_matrix(X)
+    kw = dict(hidden_layer_sizes=(10,), solver=solver, batch_size=40, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sparse, dense, sk = MLPClassifier(**kw).fit(Xs, y), MLPClassifier(**kw).fit(X, y), SkClassifier(**kw).fit(Xs, y)
+    assert _max_diff(sparse, dense) < 1e-12
+    assert _max_diff(sparse, sk) < 1e-10
+    np.testing.assert_array_equal(sparse.predict(Xs), dense.predict(X))
+
+
+def test_sparse_X_is_never_densified_whole(digits, monkeypatch):
+    import scipy.sparse as sp
+    X, y = digits
+    Xs = sp.csr_matrix(X)
+    calls = []
+    for cls in (sp.csr_matrix, sp.csc_matrix):
+        for name in ("toarray", "todense"):
+            orig = getattr(cls, name)
+            monkeypatch.setattr(cls, name, lambda self, *a, _o=orig, **k: calls.append(self.shape) or _o(self, *a, **k))
+    MLPClassifier(hidden_layer_sizes=(5,), max_iter=1, solver="sgd", batch_size=100).partial_fit(Xs, y, classes=range(10))
+    assert calls == []
+
+
+# --------------------------------------------------------------- divergence, hand-set weights, momentum=1
+def test_divergence_is_scikit_learns_value_error(digits):
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights. The input data may contain "
+                                         "large values and need to be preprocessed."):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MLPRegressor().fit(X, rng.standard_normal(size=10))
+
+
+def test_hand_set_weights_are_partial_fits_starting_point_as_in_scikit_learn():
+    X, y = np.array([[0.6, 0.8, 0.7], [0.1, 0.2, 0.9]]), np.array([0, 1])
+    W = [np.array([[0.1, 0.2], [0.3, 0.1], [0.5, 0.0]]), np.array([[0.1], [0.2]])]
+    b = [np.array([0.1, 0.1]), np.array([1.0])]
+    fitted = []
+    for cls in (MLPClassifier, SkClassifier):
+        est = cls(solver="sgd", learning_rate_init=0.1, alpha=0.1, activation="logistic", hidden_layer_sizes=2,
+                  momentum=0.5, random_state=1)
+        est.coefs_, est.intercepts_ = [w.copy() for w in W], [c.copy() for c in b]
+        est.n_features_in_, est.n_layers_, est.n_outputs_, est.out_activation_ = 3, 3, 1, "logistic"
+        est.t_, est.n_iter_, est.best_loss_, est.loss_curve_, est._no_improvement_count = 0, 0, np.inf, [], 0
+        for _ in range(3):
+            est.partial_fit(X, y, classes=[0, 1])
+        fitted.append(est)
+    assert _max_diff(*fitted) < 1e-12
+    assert _max_diff(fitted[0], type("W", (), {"coefs_": W, "intercepts_": b})) > 1e-3  # it did train from them
+
+
+def test_momentum_one_is_allowed_and_equals_scikit_learns(digits):
+    X, y = digits
+    ours, sk = _both(MLPClassifier, SkClassifier, X[:300], y[:300], hidden_layer_sizes=(8,), solver="sgd",
+                     momentum=1.0, learning_rate_init=1e-3, batch_size=50, max_iter=3, random_state=0)
+    assert _max_diff(ours, sk) < 1e-10
+
+
+def test_bad_hyper_parameters_raise_scikit_learns_exception_class(digits):
+    from sklearn.utils._param_validation import InvalidParameterError
+    X, y = digits
+    for kw in (dict(alpha=-1.0), dict(solver="newton"), dict(max_fun=0), dict(validation_fraction=1.0),
+               dict(early_stopping="yes")):
+        with pytest.raises(InvalidParameterError) as ours:
+            MLPClassifier(**kw).fit(X[:20], y[:20])
+        with pytest.raises(InvalidParameterError):
+            SkClassifier(**kw).fit(X[:20], y[:20])
+        assert isinstance(ours.value, ValueError) and isinstance(ours.value, TypeError)
+        assert str(ours.value).startswith(next(iter(kw)) + ":")
+
+
+def test_early_stopping_with_sample_weight_and_sparse_X_equals_scikit_learns(digits):
+    import scipy.sparse as sp
+    X, y = digits
+    w = np.random.default_rng(1).uniform(0.2, 2.0, size=len(X))
+    kw = dict(hidden_layer_sizes=(10,), solver="adam", batch_size=64, early_stopping=True, n_iter_no_change=2,
+              tol=1e-3, max_iter=40, random_state=5, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**kw).fit(sp.csr_matrix(X), y, sample_weight=w)
+        sk = SkClassifier(**kw).fit(sp.csr_matrix(X), y, sample_weight=w)
+    assert ours.n_iter_ == sk.n_iter_ < 40
+    np.testing.assert_allclose(ours.validation_scores_, sk.validation_scores_, rtol=0, atol=1e-8)
+    assert _max_diff(ours, sk) < 1e-8
+
+
+def test_regressor_parameters_are_scikit_learns_in_order():
+    import inspect
+    for ours, sk in ((MLPRegressor, SkRegressor), (MLPClassifier, SkClassifier)):
+        ours_p = list(inspect.signature(ours.__init__).parameters)[1:]
+        sk_p = list(inspect.signature(sk.__init__).parameters)[1:]
+        assert ours_p[:len(sk_p)] == sk_p  # same names, same order (MLPRegressor's first positional is loss)
+        assert ours_p[len(sk_p):] == ["compiled", "on_divergence"]
+        shared = ours().get_params()
+        assert {k: shared[k] for k in sk_p} == sk().get_params()

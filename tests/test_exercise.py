@@ -131,7 +131,7 @@ EXAMPLE_KEYS = {"x", "y", "z", "h", "output", "loss", "dz", "dh", "grad_W", "gra
 
 
 def test_run_step_keys_are_stable_and_json_ready():
-    r = run_step(builtin("q1-batch"))
+    r = run_step(builtin("q1-batch")).to_json()
     assert KEYS <= set(r)
     assert all(EXAMPLE_KEYS <= set(e) for e in r["examples"])
     assert json.loads(json.dumps(r)) == r  # plain lists and floats only

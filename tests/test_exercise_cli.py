@@ -146,7 +146,7 @@ def test_missing_file_and_unknown_name(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, field", [
     (["q1", "--digits", "0"], "--digits"),
-    (["q1", "--format", "html"], "--format"),
+    (["q1", "--format", "pdf"], "--format"),
     (["q1", "--json", "--format", "text"], "--json"),
     (["q1", "--fragment"], "--fragment"),
 ])
@@ -187,3 +187,86 @@ def test_module_entry_point_end_to_end(tmp_path):
 def test_help_exits_0(capsys):
     code, out, _ = cli(capsys, "--help")
     assert code == 0 and "--format" in out and "--graph" in out
+
+
+# ------------------------------------------------------------------ specs at the edges (issue 13)
+def _q1_text(**over):
+    raw = dict(Q1, **over)
+    return json.dumps(raw)
+
+
+HUGE_INT = "1" + "0" * 400
+
+
+@pytest.mark.parametrize("case, content, field", [
+    ("nested 100,000 deep", _q1_text(weights=0.1).replace('"weights": 0.1', '"weights": ' + "[" * 100_000
+                                                                          + "]" * 100_000), "spec"),
+    ("nested 500 deep", _q1_text(weights=0.1).replace('"weights": 0.1', '"weights": ' + "[" * 500 + "]" * 500),
+     "weights"),
+    ("400-digit learning_rate", _q1_text().replace('"learning_rate": 0.1', '"learning_rate": ' + HUGE_INT),
+     "learning_rate"),
+    ("400-digit weights", _q1_text().replace('"weights": 0.1', '"weights": ' + HUGE_INT), "weights"),
+    ("400-digit x entry", _q1_text().replace('"x": [1, 0, 1, 0]', '"x": [' + HUGE_INT + ', 0, 1, 0]'),
+     "examples[0].x[0]"),
+    ("weights 1e308", _q1_text(weights=1e308), "weights"),
+    ("weights 1e200", _q1_text(weights=1e200), "weights"),
+    ("y 1e308", _q1_text(examples=[{"x": [1, 0, 1, 0], "y": [0, 1e308, 0]}]), "examples[0].y"),
+])
+def test_specs_at_the_edges_exit_2_naming_the_field(capsys, tmp_path, case, content, field):
+    p = _bad(tmp_path, "edge.json", content)
+    code, out, err = cli(capsys, p)
+    assert code == 2, (case, err)
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1, (case, err)
+    assert err[len("error: "):].startswith(field), (case, err)
+    assert "Traceback" not in err and "disagree" not in err
+
+
+def test_huge_but_harmless_x_gives_the_right_step(capsys, tmp_path):
+    # x = 1e308 saturates tanh (h^[1] = 1 exactly): the true ∂L/∂W^[1] = δ^[1] xᵀ with
+    # δ^[1] = ∂L/∂h^[1] ⊙ (1 − tanh²(2e307)) = 0, and the rest is an ordinary step on h^[1] = 1.
+    p = _bad(tmp_path, "x.json", dict(Q1, examples=[{"x": [1e308, 0, 1, 0], "y": [0, 1, 0]}]))
+    code, out, err = cli(capsys, p, "--json")
+    assert code == 0 and err == "", err
+    r = json.loads(out)
+    assert np.all(np.asarray(r["grad_W"][0]) == 0)
+    W, b = full(0.1)
+    ref = reference.backward(W, b, np.array([1e308, 0, 1, 0]), np.array([0., 1, 0]), "tanh", "identity",
+                             "squared_error")
+    np.testing.assert_allclose(r["grad_W"][2], ref["dW"][2], rtol=1e-12)
+    np.testing.assert_allclose(r["examples"][0]["h"][0], [1, 1, 1, 1])
+
+
+def test_output_path_is_checked_before_the_step(capsys, tmp_path, monkeypatch):
+    from tinygrad_mlp.cli import exercise as cli_mod
+
+    def never(*a, **k):
+        raise AssertionError("the step ran before the output path was checked")
+
+    monkeypatch.setattr(cli_mod, "run_step", never)
+    for argv, field in [(["q1", "-o", tmp_path / "missing" / "q1.txt"], "--output"),
+                        (["q1", "-o", tmp_path], "--output"),
+                        (["q1", "-o", str(tmp_path) + "/"], "--output"),
+                        (["q1", "--graph", tmp_path / "nope" / "t.dot"], "--graph")]:
+        code, out, err = cli(capsys, *argv)
+        assert code == 2 and out == "" and err.startswith(f"error: {field}: ") and err.count("\n") == 1, err
+
+
+def test_output_is_written_atomically(capsys, tmp_path, monkeypatch):
+    target = tmp_path / "q1.txt"
+    target.write_text("the previous solution\n")
+    import os
+
+    real = os.fsync
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    code, out, err = cli(capsys, "q1", "-o", target)
+    assert code == 2 and "--output" in err and "No space left" in err
+    assert target.read_text() == "the previous solution\n"  # whole, not torn
+    monkeypatch.setattr(os, "fsync", real)
+    assert [p.name for p in tmp_path.iterdir()] == ["q1.txt"]  # no temporary left behind
+    code, out, err = cli(capsys, "q1", "-o", target)
+    assert code == 0 and target.read_text().startswith("Question 1.1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q1.txt"]

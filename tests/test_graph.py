@@ -38,10 +38,11 @@ def test_dot_has_the_networks_ops_and_leaves(name):
         assert len(by_name(labels, leaf)) == 1, leaf
     x = "X" if "batch" in name else "x"
     assert len(by_name(labels, x)) == 1
-    # one per layer, and for one example's cross-entropy (q2) the target's yᵀz^[L] is a fourth
-    assert len(by_name(labels, "matmul")) == (4 if name == "q2" else 3)
+    # one z^[l] = W^[l] h^[l−1] + b^[l] per layer; for one example's cross-entropy (q2) yᵀz^[L] is a matmul
+    assert len(by_name(labels, "affine")) == 3
+    assert len(by_name(labels, "matmul")) == (1 if name == "q2" else 0)
     assert len(by_name(labels, "tanh")) == 2  # hidden layers only
-    # W^[1] feeds (possibly through a transpose) the matmul that x feeds
+    # W^[1] feeds the affine map that x feeds
     (w1,), (xn,) = by_name(labels, "W^[1]"), by_name(labels, x)
     succ = {}
     for a, b in edges:
@@ -61,8 +62,8 @@ def test_dot_has_the_networks_ops_and_leaves(name):
 def test_records_are_the_tape_in_execution_order():
     records, names, loss = step_records(builtin("q1"))
     ops = [rec.prim.name for out, rec in records]
-    assert ops[:3] == ["matmul", "add", "tanh"]
-    assert ops.count("matmul") == 3
+    assert ops[:2] == ["affine", "tanh"]
+    assert ops.count("affine") == 3
     assert records[-1][0] is loss
     loss.backward()
 
@@ -81,3 +82,17 @@ def test_cli_writes_dot_and_svg(capsys, tmp_path):
     assert f"wrote {svg}" in err
     done = subprocess.run([dot, "-Tplain", str(target)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "logsumexp" in done.stdout
+
+
+def test_without_graphviz_the_note_says_how_to_get_an_svg(capsys, tmp_path, monkeypatch):
+    from tinygrad_mlp.practical import graph
+
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    target = tmp_path / "tape.dot"
+    code = main(["q1", "--graph", str(target), "-o", str(tmp_path / "q1.txt")])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == ""
+    assert target.read_text().startswith("digraph")
+    assert f"wrote {target}" in err
+    assert "SVG" in err and "`dot`" in err and "apt-get install graphviz" in err
+    assert not (tmp_path / "tape.svg").exists()

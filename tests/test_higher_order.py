@@ -41,8 +41,12 @@ def flat(Ws, bs):
     return np.concatenate([a for W, b in zip(Ws, bs) for a in (W.ravel(), b)])
 
 
-def mlp_loss(sizes, X, Y, hidden="tanh", output="identity", loss="squared_error"):
-    """L(w) = Σ over examples of the practical's loss, for the MLP whose parameters are the flat w."""
+def mlp_loss(sizes, X, Y, hidden="tanh", output="identity", loss="squared_error", fused=False):
+    """L(w) = Σ over examples of the practical's loss, for the MLP whose parameters are the flat w.
+
+    ``fused``: each layer as one ``F.linear`` (the Affine primitive nn.Linear uses) instead of
+    matmul + add, and cross-entropy from integer labels (the CrossEntropy primitive).
+    """
     act = F.ACTIVATIONS[hidden]
 
     def f(w):
@@ -51,22 +55,22 @@ def mlp_loss(sizes, X, Y, hidden="tanh", output="identity", loss="squared_error"
         for x, y in zip(X, Y):
             h = Tensor(x)
             for l, (W, b) in enumerate(zip(Ws, bs)):
-                z = W @ h + b
+                z = F.linear(h, W, b) if fused else W @ h + b
                 h = act(z) if l < len(Ws) - 1 else z
             if loss == "squared_error":
                 L = F.squared_error(F.OUTPUTS[output](h), y)
             else:
-                L = F.cross_entropy(h, y)
+                L = F.cross_entropy(h, int(np.argmax(y)) if fused else y)
             total = L if total is None else total + L
         return total
 
     return f
 
 
-def practical(name):
+def practical(name, fused=False):
     spec = builtin(name)
     w0 = flat(spec.W, spec.b)
-    f = mlp_loss(spec.layers, spec.X, spec.Y, spec.hidden, spec.output, spec.loss)
+    f = mlp_loss(spec.layers, spec.X, spec.Y, spec.hidden, spec.output, spec.loss, fused)
 
     def ref_grad(w):  # the hand-written backprop of reference.py: independent of the tape
         Ws, bs = unflatten(w, spec.layers)
@@ -197,9 +201,10 @@ def test_capture_refuses_a_second_order_step():
 
 
 # ------------------------------------------------------------------ the practical's Hessians
+@pytest.mark.parametrize("fused", [False, True], ids=["matmul+add", "linear"])
 @pytest.mark.parametrize("name", ["q1", "q2", "q1-batch", "q2-batch"])
-def test_practical_hessian_matches_finite_differences_of_the_gradient(name):
-    spec, w0, f, ref_grad = practical(name)
+def test_practical_hessian_matches_finite_differences_of_the_gradient(name, fused):
+    spec, w0, f, ref_grad = practical(name, fused)
     assert w0.size == 47
     H = ag.hessian(f, w0)
     assert H.shape == (47, 47)

@@ -73,7 +73,7 @@ def test_training_loop_frees_its_records_and_does_not_grow_memory():
         opt.step()
         return during
 
-    assert step(0) > 5  # the forward really records (about a dozen ops)
+    assert step(0) >= 4  # the forward really records (affine, tanh, affine, the loss, ...)
     assert tape_size() == base  # ... and the backward frees every one of them
     tracemalloc.start()
     try:
@@ -87,7 +87,7 @@ def test_training_loop_frees_its_records_and_does_not_grow_memory():
         at_1000 = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert recorded > 5
+    assert recorded >= 4
     # 800 more steps of a leak of even one small record (> 100 bytes) per step would be > 80 kB.
     assert at_1000 - at_200 < 32_000, f"memory grew by {at_1000 - at_200} bytes between steps 200 and 1000"
 
@@ -125,7 +125,7 @@ def test_no_grad_records_nothing_and_backward_of_retained_graphs_is_freed():
     loss = model.loss(X, y)
     loss.backward(retain_graph=True)
     kept = tape_size() - base
-    assert kept > 5
+    assert kept >= 4  # affine, tanh, affine, the loss, ...
     loss.backward()  # the second backward frees what the first retained
     assert tape_size() == base
     del loss
@@ -140,3 +140,35 @@ def test_a_loss_dropped_without_backward_is_swept_with_its_whole_graph():
     gc.collect()
     tape_mod.sweep()
     assert tape_size() <= base
+
+
+def test_a_dropped_graph_frees_its_arrays_at_once():
+    # Outside no_grad an evaluation records its graph; dropping the result must free every array of it
+    # (before, the records kept them until the tape passed 10,000 entries: 986 MB for one such call).
+    model = MLP([64, 400, 10], hidden="tanh", output="softmax", seed=0)
+    X = np.random.default_rng(0).uniform(0, 1, (2000, 64))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(4):
+            out = model(X)
+            held = tracemalloc.get_traced_memory()[0] - base
+            assert held > 5e6  # the graph really held its batch-sized arrays (400 × 2000 × 8 B = 6.4 MB each)
+            del out
+            gc.collect()
+            assert tracemalloc.get_traced_memory()[0] - base < 2e6
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_dropped_deep_chain_is_freed_without_recursion_trouble():
+    a = Tensor(np.ones(3), requires_grad=True)
+    t = a
+    for _ in range(50_000):
+        t = t * 1.0
+    before = tape_size()
+    del t
+    gc.collect()
+    tape_mod.sweep()
+    assert tape_size() < before - 49_000

@@ -34,6 +34,8 @@ from tinygrad_mlp import Tensor
 from tinygrad_mlp import autograd as ag
 from tinygrad_mlp import functional as F
 from tinygrad_mlp.autograd.gradcheck import tolerances
+from tinygrad_mlp.autograd.primitives import CrossEntropy
+from tinygrad_mlp.autograd.tensor import apply
 from tinygrad_mlp.autograd.primitives import PRIMITIVES
 from tinygrad_mlp.autograd.tensor import apply
 
@@ -152,6 +154,29 @@ def _reduction(draw, keepdims_ok=True):
 def _matmul(draw):
     sa, sb = draw(matmul_shapes(stacks=True))
     return [draw(arrays_of_shape(sa)), draw(arrays_of_shape(sb))], {}
+
+
+@st.composite
+def _affine(draw):
+    n_out, n_in = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch = draw(st.sampled_from([None, 1, 3]))
+    h_shape = (n_in,) if batch is None else (batch, n_in)
+    return [draw(arrays_of_shape((n_out, n_in))), draw(arrays_of_shape(h_shape)),
+            draw(arrays_of_shape((n_out,)))], {}
+
+
+@st.composite
+def _cross_entropy(draw):
+    k, batch = draw(st.integers(1, 5)), draw(st.sampled_from([None, 1, 3]))
+    if batch is None:
+        return [draw(arrays_of_shape((k,)))], {"y": draw(st.integers(0, k - 1))}
+    return [draw(arrays_of_shape((batch, k)))], {"y": np.array(draw(st.lists(st.integers(0, k - 1),
+                                                                           min_size=batch, max_size=batch)))}
+
+
+def _np_cross_entropy(z, y):
+    lse = _lse(z, axis=-1)
+    return lse - (z[y] if z.ndim == 1 else z[np.arange(z.shape[0]), y])
 
 
 @st.composite
@@ -364,12 +389,15 @@ SPECS = [
     OpSpec("neg", _unary(), lambda a: -a, np.negative),
     OpSpec("pow", _pow(), lambda a, p: a ** p, lambda a, p: a ** p),
     OpSpec("matmul", _matmul(), lambda a, b: a @ b, np.matmul),
+    OpSpec("affine", _affine(), lambda W, h, b: F.linear(h, W, b), lambda W, h, b: h @ W.T + b),
     OpSpec("tanh", _unary(), lambda a: a.tanh(), np.tanh),
     OpSpec("sigmoid", _unary(), lambda a: a.sigmoid(), lambda z: 1 / (1 + np.exp(-z))),
     OpSpec("relu", _unary(away_from=0.0), lambda a: a.relu(), lambda z: np.maximum(z, 0)),
     OpSpec("exp", _unary("exp"), lambda a: a.exp(), np.exp),
     OpSpec("log", _unary("positive"), lambda a: a.log(), np.log),
     OpSpec("logsumexp", _reduction(), lambda a, axis, keepdims: a.logsumexp(axis, keepdims), _lse),
+    OpSpec("cross_entropy", _cross_entropy(), lambda z, y: apply(CrossEntropy, (z,), (z.data,), (y,)),
+           _np_cross_entropy),
     OpSpec("sum", _reduction(), lambda a, axis, keepdims: a.sum(axis, keepdims),
            lambda z, axis, keepdims: np.sum(z, axis=axis, keepdims=keepdims)),
     OpSpec("mean", _reduction(), lambda a, axis, keepdims: a.mean(axis, keepdims),

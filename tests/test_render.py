@@ -23,7 +23,8 @@ from tinygrad_mlp import reference
 from tinygrad_mlp.practical.exercise import builtin, parse_spec, run_step
 from tinygrad_mlp.cli.exercise import main
 from tinygrad_mlp.nn import MLP
-from tinygrad_mlp.practical.render import WorkedSolution, worked_solution
+from tinygrad_mlp.practical.exercise import worked_solution
+from tinygrad_mlp.practical.render import WorkedSolution
 
 BUILTIN_NAMES = ["q1", "q1-batch", "q2", "q2-batch"]
 ZERO_FLOOR = 1e-12  # documented: |v| below this prints as 0
@@ -51,6 +52,7 @@ def close_at_precision(printed: str, value: float, digits: int) -> bool:
     return abs(p - value) <= half_ulp * (1 + 1e-9) + 1e-15
 
 
+CONST = re.compile(r"(\S+) = (\S+) · 1([₀-₉]+)(?:ₓ([₀-₉]+))?")
 SEG = re.compile(r"([⎛⎜⎝])([^⎛⎜⎝⎞⎟⎠]*)[⎞⎟⎠]|\(([^()]*)\)")
 
 
@@ -101,14 +103,23 @@ def block_matrices(lines):
                 else:
                     start, rows = open_.pop(col)
                     rows.append(vals)
-                    found.append((start + (len(rows) - 1) // 2, col, rows))
+                    more = lines[start][m.end():].lstrip().startswith("⋯")  # columns continue below
+                    found.append((start + (len(rows) - 1) // 2, col, rows, more))
             else:
                 toks = m.group(3).split()
                 if toks and all(is_num(t) for t in toks):
-                    found.append((i, col, [toks]))
+                    found.append((i, col, [toks], line[m.end():].lstrip().startswith("⋯")))
     assert not open_, f"unclosed matrix in {lines}"
     found.sort(key=lambda t: (t[0], t[1]))
-    return [rows for _, _, rows in found]
+    out, more = [], False
+    for _, _, rows, cont in found:  # a wide matrix drawn in pieces, "⋯" between them, is one matrix
+        if more:
+            assert len(rows) == len(out[-1]), (rows, out[-1])
+            out[-1] = [a + b for a, b in zip(out[-1], rows)]
+        else:
+            out.append(rows)
+        more = cont
+    return out
 
 
 def lhs_of(lines) -> str:
@@ -204,8 +215,18 @@ def check_text_against_json(text: str, r: dict, digits: int) -> int:
         if lines[-1].rstrip().endswith((".", ":")):
             continue  # prose: every paragraph ends with "." or ":", an equation never does
         lhs = lhs_of(lines)
-        got = block_matrices(lines)
         want = expected_matrices(r, section, example, summed, lhs)
+        const = CONST.fullmatch(lines[0].strip()) if len(lines) == 1 else None
+        if const:  # a constant parameter in one line: c · 1_{out×in}
+            assert section == 1, lines
+            w = col(want[0])
+            sub = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
+            shape = (int(const.group(3).translate(sub)), int((const.group(4) or "₁").translate(sub)))
+            assert shape == w.shape and np.all(w == w.flat[0]), (lines, w)
+            assert close_at_precision(const.group(2), w.flat[0], digits), (lines, w)
+            checked += 1
+            continue
+        got = block_matrices(lines)
         assert len(got) == len(want), (lhs, section, example, len(got), len(want), "\n".join(lines))
         for rows, w in zip(got, want):
             w = col(w)
@@ -452,6 +473,59 @@ def test_latex_of_builtins_and_a_wide_layer_compiles(capsys, tmp_path):
              + frag + "\\end{document}\n")
 
 
+def net_3_50_2(hidden="tanh", output="identity", loss="squared_error", n=1):
+    """A 3-50-2 network with varied weights: 50-entry column vectors and 50 x 3 / 2 x 50 matrices."""
+    rng = np.random.default_rng(7)
+    ex = [{"x": rng.normal(size=3).round(3).tolist(), "y": [1.0, 0.0] if loss == "cross_entropy"
+           else rng.uniform(size=2).round(3).tolist()} for _ in range(n)]
+    return {"layers": [3, 50, 2], "hidden": hidden, "output": output, "loss": loss,
+            "weights": [rng.normal(size=(50, 3)).round(4).tolist(), (0.3 * rng.normal(size=(2, 50))).round(4).tolist()],
+            "biases": [rng.normal(size=50).round(4).tolist(), [0.1, -0.1]], "learning_rate": 0.1, "examples": ex}
+
+
+def test_latex_has_no_overfull_boxes_in_the_document_or_a_plain_article_fragment(capsys, tmp_path):
+    # Issue 20: a 50-row column vector ran off the page, and --fragment in a plain article overflowed
+    # by 13 pt on q2-batch. pdflatex's log lists every box that does not fit; there must be none.
+    exe = _pdflatex()
+    results = {name: run_step(builtin(name)) for name in BUILTIN_NAMES}
+    results["3-50-2"] = run_step(parse_spec(net_3_50_2()))
+    results["3-50-2-softmax-batch"] = run_step(parse_spec(net_3_50_2("relu", "softmax", "cross_entropy", n=2)))
+    for name, r in results.items():
+        ws = WorkedSolution(r)
+        for kind, tex in (("doc", ws.latex()),
+                          ("fragment", "\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+                           + ws.latex(fragment=True) + "\\end{document}\n")):
+            log = _compile(exe, tmp_path, f"{name}-{kind}", tex)
+            overfull = [ln for ln in log.splitlines() if ln.startswith("Overfull")]
+            assert not overfull, (name, kind, overfull[:5])
+
+
+def test_constant_parameters_take_one_line_each(capsys):
+    _, tex, _ = cli(capsys, "q1", "--format", "latex")
+    assert "\\mathbf{W}^{[1]} &= 0.1 \\cdot \\mathbf{1}_{4 \\times 4}" in tex
+    assert "\\boldsymbol{b}^{[3]} &= 0.1 \\cdot \\mathbf{1}_{3}" in tex
+    params = tex[tex.index("The parameters"):tex.index("Forward propagation")]
+    assert params.count("pmatrix") == 4  # only x and y are written out
+
+
+def test_text_wraps_a_single_very_wide_matrix():
+    r = run_step(parse_spec(net_3_50_2()))
+    text = WorkedSolution(r).text()
+    assert max(len(ln) for ln in text.splitlines()) <= 100
+    assert "⋯" in text
+    # the pieces put back together are W^[2] (2 x 50), entry for entry, at the printed precision
+    for section, example, summed, lines in text_blocks(text):
+        if section == 1 and lines and lines[0].lstrip().startswith("W^[2]") or (
+                section == 1 and any(ln.startswith("W^[2]") for ln in lines)):
+            (rows,) = block_matrices(lines)
+            assert len(rows) == 2 and len(rows[0]) == 50
+            for rr, wr in zip(rows, r.W0[1]):
+                assert all(close_at_precision(a, v, 4) for a, v in zip(rr, wr))
+            break
+    else:
+        raise AssertionError("no W^[2] block")
+
+
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
 @given(spec_strategy(max_layers=3, max_units=5))
@@ -482,7 +556,14 @@ def test_worked_solution_from_a_model_matches_the_hand_written_backprop():
                    for m in mats)
     assert sol._repr_markdown_() == sol.markdown()
     assert sol._repr_latex_().startswith("$$") and "\\documentclass" not in sol._repr_latex_()
-    assert sol.latex(fragment=True) in sol.latex()
+    frag, full = sol.latex(fragment=True), sol.latex()
+    assert "\\documentclass" not in frag and "\\begin{document}" not in frag
+
+    def entries(tex):  # every matrix entry in order; the fragment breaks its lines narrower
+        bodies = re.findall(r"\\begin\{p?matrix\}(.*?)\\end\{p?matrix\}", tex, flags=re.S)
+        return [c.strip() for body in bodies for row in body.split("\\\\") for c in row.split("&")]
+
+    assert sorted(entries(frag)) == sorted(entries(full[full.index("\\begin{document}"):]))
 
 
 def test_worked_solution_accepts_class_labels_for_cross_entropy():

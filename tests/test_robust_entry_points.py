@@ -142,7 +142,8 @@ def test_fuzz_estimator_predict(fitted, X, method):
     output = "identity" if est is reg else "softmax"
     with np.errstate(over="ignore"):
         want = np.stack([reference.forward(W, b, x, "relu", output)[1][-1] for x in X])
-    assert np.isfinite(out).all()
+    # predict_log_proba is log(predict_proba), as scikit-learn's: −inf where a probability rounds to 0
+    assert np.isfinite(np.exp(out) if method == "predict_log_proba" else out).all()
     if method == "predict" and est is clf:
         np.testing.assert_array_equal(out, clf.classes_[want.argmax(axis=1)])
     elif method == "predict_proba":
@@ -186,10 +187,9 @@ def test_fuzz_estimator_hyperparameters_at_fit(param, classes):
     kw[name] = value
     y = Y20 if ours is MLPClassifier else Y20.astype(float)
     est = ours(**kw)
-    try:
-        _, err = attempt(lambda: est.fit(X20, y))
-    except DivergenceError as e:  # the documented outcome of a valid but huge rate: last finite weights kept
-        assert f"epoch {e.epoch}, step {e.step}" in str(e)
+    _, err = attempt(lambda: est.fit(X20, y))
+    if isinstance(err, DivergenceError):  # the documented outcome of a valid but huge rate: last finite weights kept
+        assert f"epoch {err.epoch}, step {err.step}" in str(err)
         assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)
         return
     with warnings.catch_warnings():

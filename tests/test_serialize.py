@@ -29,6 +29,7 @@ from hypothesis.extra import numpy as hnp
 from tinygrad_mlp import MLP, reference
 from tinygrad_mlp.cli.predict import main as predict_main
 from tinygrad_mlp.cli.predict import read_images
+from tinygrad_mlp.files import OutputPathError
 from tinygrad_mlp.nn.serialize import ModelFileError, ModelFileNotFoundError, load, load_with_meta, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -309,11 +310,11 @@ def test_save_rejects_bad_objects(tmp_path, obj, exc, pattern):
 def test_save_rejects_bad_paths_and_meta(tmp_path):
     with pytest.raises(TypeError, match="path: expected a str or os.PathLike, got int"):
         save({}, 3)
-    with pytest.raises(ValueError, match="path: expected a file name, got the directory"):
+    with pytest.raises(ValueError, match="path: expected a file name, got the folder"):
         save({}, tmp_path)
     with pytest.raises(TypeError, match="meta: expected a dict"):
         save({}, tmp_path / "x.npz", meta=[1])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OutputPathError, match=r"path: the folder .*no/dir' does not exist"):
         save({}, tmp_path / "no" / "dir" / "x.npz")
     with pytest.raises(TypeError, match="path"):
         load(None)
@@ -512,3 +513,343 @@ def test_read_images_fuzz(arr):
     assert arr.size % 64 == 0 and arr.size > 0 and X.shape == (arr.size // 64, 64)
     assert arr.shape in ((64,), (8, 8)) or arr.shape[1:] in ((64,), (8, 8))
     assert np.isfinite(X).all() and np.array_equal(X, arr.reshape(-1, 64).astype(np.float64))
+
+
+# ----------------------------------------------------------------------- the input scaling travels with the model
+def raw_images(n=6, seed=1):
+    return np.random.default_rng(seed).integers(0, 17, size=(n, 64)).astype(np.float64)
+
+
+def reference_outputs(model: MLP, X: np.ndarray, scale) -> np.ndarray:
+    """The hand-written forward of the practical's reference on each row times ``scale``."""
+    W = [l.W.data.astype(np.float64) for l in model.layers]
+    b = [l.b.data.astype(np.float64) for l in model.layers]
+    return np.stack([reference.forward(W, b, x * scale, model.hidden, model.output)[1][-1] for x in X])
+
+
+def test_a_model_saved_with_meta_input_scale_loads_predicting_from_raw_inputs(tmp_path):
+    # What `digits --scale --save` writes: a model trained on pixels / 16, meta {"input_scale": 1/16}.
+    model = MLP([64, 12, 10], hidden="tanh", output="softmax", seed=3)
+    save(model, tmp_path / "m.npz", meta={"input_scale": 1 / 16})
+    back = load(tmp_path / "m.npz")
+    X = raw_images()
+    assert same_bits(back(X).data, model(X / 16).data)  # x · 1/16 == x / 16 exactly: a power of two
+    np.testing.assert_allclose(back(X).data, reference_outputs(model, X, 1 / 16), rtol=1e-12, atol=1e-15)
+    assert back.input_scale == 1 / 16
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_mlp_input_scale_round_trips_bit_exactly(tmp_path, dtype, per_feature):
+    scale = np.linspace(0.01, 2.0, 64) if per_feature else 0.3
+    model = MLP([64, 7, 3], hidden="relu", output="softmax", seed=4, dtype=dtype, input_scale=scale)
+    save(model, tmp_path / "m.npz")
+    back = load(tmp_path / "m.npz")
+    assert same_bits(back.input_scale, model.input_scale) and params_equal(back, model)
+    X = raw_images().astype(dtype)
+    assert same_bits(back(X).data, model(X).data)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(back(X).data, reference_outputs(model, X, model.input_scale.astype(np.float64)),
+                               rtol=tol, atol=tol)
+    with np.load(tmp_path / "m.npz") as f:  # older readers must refuse it rather than drop the scaling
+        assert int(f["__version__"]) == 2
+
+
+def test_a_model_without_input_scale_stays_format_version_1(tmp_path):
+    save(MLP([3, 2]), tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        assert int(f["__version__"]) == 1 and "__input_scale__" not in f.files
+    assert load(tmp_path / "m.npz").input_scale is None
+
+
+def test_input_scale_enters_the_loss_and_its_gradient(tmp_path):
+    """loss(x) of a scaled model is the unscaled model's loss at c ⊙ x, and so are its gradients."""
+    c = np.linspace(0.5, 1.5, 4)
+    scaled = MLP([4, 3, 2], hidden="tanh", output="softmax", seed=9, input_scale=c)
+    plain = MLP([4, 3, 2], hidden="tanh", output="softmax", seed=9)
+    x, y = np.array([[1.0, -2.0, 0.5, 3.0]]), np.array([1])
+    scaled.loss(x, y).backward()
+    plain.loss(x * c, y).backward()
+    for p, q in zip(scaled.parameters(), plain.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("scale, exc, pattern", [
+    (np.ones(3), ValueError, r"input_scale: expected a number or one per input feature, shape \(4,\)"),
+    (np.ones((2, 4)), ValueError, "input_scale.*shape"),
+    (np.nan, ValueError, "input_scale: expected finite"),
+    ("x", TypeError, "input_scale"),
+])
+def test_mlp_rejects_a_bad_input_scale(scale, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        MLP([4, 2], input_scale=scale)
+
+
+def test_a_2d_meta_input_scale_is_one_per_feature_and_predicts(tmp_path, capsys):
+    model = MLP([64, 12, 10], hidden="relu", output="softmax", seed=7)
+    scale = np.full((1, 64), 1 / 16)
+    scale[0, :8] = 1 / 8
+    save(model, tmp_path / "m.npz", meta={"input_scale": scale})
+    X = raw_images()
+    np.save(tmp_path / "x.npy", X)
+    assert predict_main([str(tmp_path / "m.npz"), str(tmp_path / "x.npy")]) == 0
+    want = reference_outputs(model, X, scale[0]).argmax(axis=1)
+    assert capsys.readouterr().out == "".join(f"{k}\n" for k in want)
+
+
+def test_save_and_load_refuse_a_bad_or_contradicting_input_scale(saved, tmp_path):
+    with pytest.raises(ValueError, match=r"input_scale: expected a number or one per input feature, shape \(4,\)"):
+        save(MLP([4, 2]), tmp_path / "x.npz", meta={"input_scale": np.ones(3)})
+    with pytest.raises(ValueError, match=r"meta\['input_scale'\]: the model already has input_scale"):
+        save(MLP([4, 2], input_scale=2.0), tmp_path / "x.npz", meta={"input_scale": 3.0})
+    save(MLP([4, 2], input_scale=2.0), tmp_path / "same.npz", meta={"input_scale": 2.0})  # the same twice: fine
+    assert load(tmp_path / "same.npz").input_scale == 2.0
+    assert not (tmp_path / "x.npz").exists()
+    bad = tmp_path / "bad.npz"
+    for replace, pattern in [({"__meta__.input_scale": np.ones(3)}, r"'__meta__.input_scale'.*shape \(4,\)"),
+                             ({"__meta__.input_scale": np.array("1/16")}, r"'__meta__.input_scale'.*numbers"),
+                             ({"__input_scale__": np.array(np.inf)}, "'__input_scale__'.*finite"),
+                             ({"__input_scale__": np.array(2.0), "__meta__.input_scale": np.array(3.0)},
+                              "two different input scales")]:
+        rewrite(saved, bad, replace=replace)
+        with pytest.raises(ModelFileError, match=r"bad\.npz.*" + pattern):
+            load(bad)
+
+
+# ----------------------------------------------------------------------- predict checks what it is given
+@pytest.fixture
+def ranged_model(tmp_path):
+    """A digits-like model trained (as far as the file says) on pixels 0..16, scaled by 1/16."""
+    model = MLP([64, 12, 10], hidden="tanh", output="softmax", seed=5)
+    path = tmp_path / "ranged.npz"
+    save(model, path, meta={"input_scale": 1 / 16, "input_range": [0, 16]})
+    return path, model
+
+
+@pytest.mark.parametrize("factor", [255 / 16, -1.0])
+def test_predict_refuses_images_outside_the_training_range(ranged_model, tmp_path, capsys, factor):
+    path, _ = ranged_model
+    X = raw_images() * factor  # 0..255, or negated
+    np.save(tmp_path / "x.npy", X)
+    assert predict_main([str(path), str(tmp_path / "x.npy")]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert re.search(r"error: IMAGES: values from .* fall outside the range the model was trained on, 0 to 16 "
+                     r"\(MODEL's meta 'input_range'\).*--allow-out-of-range", out.err), out.err
+
+
+def test_predict_allow_out_of_range_predicts_with_a_warning(ranged_model, tmp_path, capsys):
+    path, model = ranged_model
+    X = raw_images() * (255 / 16)
+    np.save(tmp_path / "x.npy", X)
+    assert predict_main([str(path), str(tmp_path / "x.npy"), "--allow-out-of-range"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "".join(f"{k}\n" for k in reference_outputs(model, X, 1 / 16).argmax(axis=1))
+    assert "warning: IMAGES: values from 0 to 255 fall outside" in out.err
+
+
+def test_predict_warns_about_images_scaled_0_to_1(ranged_model, tmp_path, capsys):
+    path, model = ranged_model
+    X = raw_images() / 16  # 0..1: inside 0..16, but a different scaling
+    np.save(tmp_path / "x.npy", X)
+    assert predict_main([str(path), str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr()
+    assert out.out == "".join(f"{k}\n" for k in reference_outputs(model, X, 1 / 16).argmax(axis=1))
+    assert re.search(r"warning: IMAGES: 6 of 6 images .*span less than a quarter of the training range 0 to 16",
+                     out.err), out.err
+
+
+def test_predict_in_range_images_give_no_warning(ranged_model, tmp_path, capsys):
+    path, _ = ranged_model
+    X = raw_images()
+    X[:, 0] = 16  # every image uses the full range, as load_digits' do (each image's max is 14..16)
+    np.save(tmp_path / "x.npy", X)
+    assert predict_main([str(path), str(tmp_path / "x.npy")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("value, pattern", [([16, 0], "lo <= hi"), ([0, 1, 2], r"shape \(3,\)"),
+                                            ("0..16", "str"), ([0, np.inf], "finite")])
+def test_save_refuses_a_bad_input_range(tmp_path, value, pattern):
+    with pytest.raises((TypeError, ValueError), match=r"meta\['input_range'\].*" + pattern):
+        save(MLP([4, 2]), tmp_path / "m.npz", meta={"input_range": value})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_refuses_a_bad_input_range(saved, tmp_path):
+    rewrite(saved, tmp_path / "bad.npz", replace={"__meta__.input_range": np.array([3.0, 1.0])})
+    with pytest.raises(ModelFileError, match=r"bad\.npz.*'__meta__.input_range'.*lo <= hi"):
+        load(tmp_path / "bad.npz")
+
+
+def test_predict_prints_a_regression_models_values_not_labels(tmp_path, capsys):
+    model = MLP([4, 3, 2], hidden="tanh", output="identity", seed=2)
+    save(model, tmp_path / "reg.npz")
+    X = np.random.default_rng(3).standard_normal((5, 4))
+    np.save(tmp_path / "x.npy", X)
+    assert predict_main([str(tmp_path / "reg.npz"), str(tmp_path / "x.npy")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    got = np.array([[float(v) for v in line.split()] for line in lines])
+    np.testing.assert_allclose(got, reference_outputs(model, X, 1.0), rtol=1e-12, atol=1e-15)
+    assert predict_main([str(tmp_path / "reg.npz"), str(tmp_path / "x.npy"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert "labels" not in got
+    np.testing.assert_allclose(got["outputs"], reference_outputs(model, X, 1.0), rtol=1e-12, atol=1e-15)
+
+
+def _run_predict(args, timeout=60):
+    """The command in a child limited to 3 GiB of address space, so an unbounded read fails fast."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OPENBLAS_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "tinygrad_mlp", "predict", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout, preexec_fn=limit)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_predict_dev_zero_is_refused_after_its_first_bytes(digits_model, tmp_path):
+    path, images, _ = digits_model
+    np.save(tmp_path / "x.npy", images)
+    for args, pattern in [(["/dev/zero", str(tmp_path / "x.npy")], r"error: MODEL: '/dev/zero' is not an \.npz"),
+                          ([str(path), "/dev/zero"], r"error: IMAGES: '/dev/zero' is not a readable \.npy")]:
+        r = _run_predict(args)
+        assert r.returncode == 2 and re.search(pattern, r.stderr) and "Traceback" not in r.stderr, r.stderr
+
+
+def _fifo_feeding(path: Path, head: bytes, chunk: bytes = b""):
+    """A FIFO whose writer sends ``head``, then ``chunk`` until the reader goes away (an endless stream)."""
+    import threading
+
+    os.mkfifo(path)
+
+    def feed():
+        try:
+            with open(path, "wb", buffering=0) as fh:
+                fh.write(head)
+                while chunk:
+                    fh.write(chunk)
+        except OSError:  # BrokenPipeError once the reader has closed its end
+            pass
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_load_stops_reading_an_endless_stream_at_the_limit(tmp_path, monkeypatch):
+    from tinygrad_mlp.nn import serialize
+    monkeypatch.setattr(serialize, "MAX_FILE_BYTES", 2**20)
+    t = _fifo_feeding(tmp_path / "m.npz", b"PK\x03\x04", b"\0" * 65536)
+    with pytest.raises(ModelFileError, match=r"m\.npz' goes on past the 1048576-byte limit"):
+        load(tmp_path / "m.npz")
+    t.join(10)
+    assert not t.is_alive()
+
+
+def test_load_refuses_a_file_over_the_limit_before_reading_it(saved, monkeypatch):
+    from tinygrad_mlp.nn import serialize
+    monkeypatch.setattr(serialize, "MAX_FILE_BYTES", saved.stat().st_size - 1)
+    with pytest.raises(ModelFileError, match=rf"m\.npz' is {saved.stat().st_size} bytes, more than the"):
+        load(saved)
+
+
+def test_load_refuses_an_archive_that_unpacks_past_the_limit(tmp_path, monkeypatch):
+    from tinygrad_mlp.nn import serialize
+    np.savez_compressed(tmp_path / "bomb.npz", W1=np.zeros(2**18))  # 2 MiB of zeros in a few KiB
+    assert (tmp_path / "bomb.npz").stat().st_size < 2**16
+    monkeypatch.setattr(serialize, "MAX_FILE_BYTES", 2**20)
+    with pytest.raises(ModelFileError, match=r"bomb\.npz' unpacks to more than the 1048576-byte limit"):
+        load(tmp_path / "bomb.npz")
+
+
+def test_predict_bounds_what_the_images_header_declares(digits_model, tmp_path, capsys):
+    path, _, _ = digits_model
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 64)})
+    (tmp_path / "huge.npy").write_bytes(header.getvalue() + b"\0" * 512)  # the header includes the magic
+    assert predict_main([str(path), str(tmp_path / "huge.npy")]) == 2
+    assert re.search(r"error: IMAGES: .*huge\.npy' declares 512000000000000 bytes .*more than the \d+-byte limit",
+                     capsys.readouterr().err)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_predict_reads_images_from_a_pipe(digits_model, tmp_path, capsys):
+    path, images, probs = digits_model
+    buf = io.BytesIO()
+    np.save(buf, images)
+    t = _fifo_feeding(tmp_path / "x.npy", buf.getvalue())
+    assert predict_main([str(path), str(tmp_path / "x.npy")]) == 0
+    assert capsys.readouterr().out == "".join(f"{k}\n" for k in probs.argmax(axis=1))
+    t.join(10)
+
+
+# ----------------------------------------------------------------------- save and load edges
+def test_save_writes_through_a_symlink_and_keeps_the_link(tmp_path):
+    target, link = tmp_path / "real.npz", tmp_path / "link.npz"
+    save(MLP([2, 3], seed=1), target)
+    link.symlink_to("real.npz")
+    new = MLP([2, 3], seed=2)
+    assert save(new, link) == link
+    assert link.is_symlink() and os.readlink(link) == "real.npz"
+    assert params_equal(load(target), new)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "real.npz"]  # no temp file left
+
+
+def test_save_through_a_dangling_symlink_creates_its_target(tmp_path):
+    (tmp_path / "models").mkdir()
+    link = tmp_path / "latest.npz"
+    link.symlink_to(tmp_path / "models" / "m1.npz")
+    save(MLP([2, 3], seed=1), link)
+    assert link.is_symlink() and params_equal(load(tmp_path / "models" / "m1.npz"), MLP([2, 3], seed=1))
+
+
+def _zip_with(path: Path, members: list[tuple[str, np.ndarray]]) -> None:
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name we write on purpose
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, arr in members:
+                buf = io.BytesIO()
+                np.save(buf, arr)
+                zf.writestr(name, buf.getvalue())
+
+
+@pytest.mark.parametrize("second", ["W1.npy", "W1"])
+def test_load_refuses_two_members_of_one_name(saved, tmp_path, second):
+    with zipfile.ZipFile(saved) as zf:
+        members = [(n, np.load(io.BytesIO(zf.read(n)))) for n in zf.namelist()]
+    _zip_with(tmp_path / "dup.npz", members + [(second, np.ones((3, 4)))])
+    with pytest.raises(ModelFileError, match=r"dup\.npz' holds two members for the entry 'W1' \('W1.npy' and "):
+        load(tmp_path / "dup.npz")
+
+
+@pytest.mark.parametrize("version", [-1, 0, 3])
+def test_load_refuses_an_unknown_format_version(saved, tmp_path, version):
+    rewrite(saved, tmp_path / "bad.npz", replace={"__version__": np.array(version)})
+    with pytest.raises(ModelFileError, match=rf"bad\.npz' has format version {version}; this tinygrad_mlp reads "
+                                             r"versions 1 to 2"):
+        load(tmp_path / "bad.npz")
+
+
+def test_a_nul_byte_in_the_path_is_named(tmp_path):
+    with pytest.raises(ModelFileError, match=r"^path: expected a file name .*no NUL byte.*'a\\x00b\.npz'"):
+        load("a\0b.npz")
+    with pytest.raises(ValueError, match=r"^path: .*NUL byte"):
+        save(MLP([2, 2]), str(tmp_path / "a\0b.npz"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_follows_the_one_rule_for_output_paths(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    cases = [(tmp_path / "missing" / "m.npz", r"^path: the folder .*missing' does not exist \(create it first\)"),
+             (tmp_path / "file.txt" / "m.npz", r"^path: .*file\.txt' is a file, not a folder"),
+             (str(tmp_path / "sub") + "/", r"^path: expected a file name, got .*sub/', which ends in a path separator")]
+    for path, pattern in cases:
+        with pytest.raises(OutputPathError, match=pattern):
+            save(MLP([2, 2]), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]

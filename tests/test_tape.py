@@ -359,6 +359,38 @@ def test_matmul_with_a_constant_operand_skips_only_its_gradient(shapes, constant
     np.testing.assert_allclose(ts[k].grad, expected, rtol=1e-12, atol=1e-12)
 
 
+# ------------------------------------------------------------------ ownership
+def test_leaf_gradients_never_share_memory():
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    ((a + b) * 2.0).sum().backward()
+    assert a.grad is not b.grad and not np.shares_memory(a.grad, b.grad)
+    a.grad[0] = 99.0
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0])
+    c = Tensor(np.array([1.0, -1.0]), requires_grad=True)
+    (c + c).sum().backward()  # one tensor reached twice through a pass-through vjp: 2, not an aliased 1
+    np.testing.assert_array_equal(c.grad, [2.0, 2.0])
+
+
+def test_a_retained_gradient_is_its_own_array():
+    W = Tensor(np.eye(2), requires_grad=True)
+    b = Tensor(np.zeros(2), requires_grad=True)
+    z = (W @ np.array([1.0, 2.0]) + b).retain_grad()
+    (z * np.array([3.0, 5.0])).sum().backward()
+    assert not np.shares_memory(z.grad, b.grad)
+    z.grad[:] = 0.0
+    np.testing.assert_array_equal(b.grad, [3.0, 5.0])
+
+
+def test_a_view_gradient_does_not_alias_a_sibling():
+    a = Tensor(np.arange(4.0), requires_grad=True)
+    b = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=True)
+    (a.reshape(2, 2) + b).sum().backward()
+    assert not np.shares_memory(a.grad, b.grad)
+    b.grad[0, 0] = -1.0
+    np.testing.assert_array_equal(a.grad, np.ones(4))
+
+
 # ------------------------------------------------------------------ PyTorch's meaning (issue 14), no torch needed
 def test_transpose_swaps_two_dims_as_in_pytorch():
     a = np.arange(6.0).reshape(2, 3)

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MLPClassifier": ("training.estimators", "MLPClassifier"),
     "MLPRegressor": ("training.estimators", "MLPRegressor"),
-    "worked_solution": ("practical.render", "worked_solution"),
+    "worked_solution": ("practical.exercise", "worked_solution"),
     "WorkedSolution": ("practical.render", "WorkedSolution"),
     "train": ("training.loop", "train"),
     "History": ("training.loop", "History"),
@@ -23,6 +23,7 @@ _LAZY = {
     "SpecError": ("practical.exercise", "SpecError"),
     "builtin": ("practical.exercise", "builtin"),
     "run_step": ("practical.exercise", "run_step"),
+    "check_answers": ("practical.check", "check_answers"),
 }
 
 __all__ = ["Tensor", "no_grad", "is_grad_enabled", "tape_size", "GraphFreedError", "gradcheck",

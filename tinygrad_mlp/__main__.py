@@ -7,6 +7,7 @@ COMMANDS = {
     "exercise": ("tinygrad_mlp.cli.exercise", "one SGD / batch step of the practical, every number shown"),
     "digits": ("tinygrad_mlp.bench.digits", "Question 3: digits, side by side with scikit-learn"),
     "predict": ("tinygrad_mlp.cli.predict", "classify digit images with a saved model"),
+    "check": ("tinygrad_mlp.cli.check", "grade a student's answers: the first wrong number and its mistake"),
     "export": ("tinygrad_mlp.cli.export", "a saved model to safetensors (PyTorch) or ONNX"),
 }
 

@@ -1,17 +1,42 @@
-"""Composite ops written from the primitives (nothing here has its own vjp).
+"""Functions on tensors: the layer map, activations, output nonlinearities and losses.
 
-Activations g(z) for h^[l] = g(z^[l]), the output nonlinearities, and the two
-losses of the practical.  Each gradient comes from the primitives' vjps, so
-it is exact as long as theirs are.
+:func:`linear` applies the :class:`~tinygrad_mlp.autograd.primitives.Affine` primitive; the rest
+are composites written from the primitives (nothing else here has a vjp of its own): activations
+g(z) for h^[l] = g(z^[l]), the output nonlinearities, and the two losses of the practical.  Each
+gradient comes from the primitives' vjps, so it is exact as long as theirs are.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor
+from .primitives import Affine, CrossEntropy
+from .tensor import Tensor, apply
 
-__all__ = ["softmax", "log_softmax", "identity", "tanh", "sigmoid", "relu",
+__all__ = ["linear", "softmax", "log_softmax", "identity", "tanh", "sigmoid", "relu",
            "squared_error", "cross_entropy", "mse_loss", "ACTIVATIONS", "OUTPUTS", "LOSSES", "REDUCTIONS"]
+
+
+def linear(h: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """z = W h + b for one example h, z = H Wᵀ + b for a batch H (rows): PyTorch's ``F.linear(input, weight, bias)``.
+
+    W has shape (out, in), as the practical's W^[l].  One recorded op (see ``Affine``).
+    """
+    for name, t in (("h", h), ("W", W), ("b", b)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected a Tensor, got {type(t).__name__}")
+    if W.ndim != 2 or h.ndim not in (1, 2) or b.shape != (W.shape[0],) or h.shape[-1] != W.shape[1]:
+        raise ValueError(f"linear: expected W (out, in), h (in,) or (n, in) and b (out,), got W {W.shape}, "
+                         f"h {h.shape}, b {b.shape}")
+    if not (h.dtype == W.dtype == b.dtype):
+        raise TypeError(f"linear: expected h, W and b of one dtype, got {h.dtype}, {W.dtype}, {b.dtype}")
+    return affine(W, h, b)
+
+
+def affine(W: Tensor, h: Tensor, b: Tensor) -> Tensor:
+    """:func:`linear` without its checks: for layers that checked their input once, at their boundary."""
+    if h.requires_grad:
+        return apply(Affine, (W, h, b), (W.data, h.data, b.data))
+    return apply(Affine, (W, h, b), (W.data, h.data, b.data), (False,))  # x: no ∂L/∂x to compute
 
 
 def identity(z: Tensor) -> Tensor:
@@ -122,19 +147,18 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
     if logits.ndim not in (1, 2):
         raise ValueError(f"logits: expected a vector or a (batch, classes) matrix, got shape {logits.shape}")
     n_classes = logits.shape[-1]
-    lse = logits.logsumexp(axis=None if logits.ndim == 1 else -1)  # (a vector's only axis: no axis check)
     if logits.ndim == 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):  # one label: the hot path
         if not 0 <= y < n_classes:
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got {y}")
-        return lse - logits[int(y)]
+        return apply(CrossEntropy, (logits,), (logits.data,), (int(y),))
     y_arr = y.data if isinstance(y, Tensor) else np.asarray(y)
     if y_arr.dtype.kind in "iu" and y_arr.shape == logits.shape[:-1]:
         if y_arr.size and (y_arr.min() < 0 or y_arr.max() >= n_classes):
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got values from "
                              f"{y_arr.min()} to {y_arr.max()}")
-        picked = logits[y_arr] if logits.ndim == 1 else logits[np.arange(logits.shape[0]), y_arr]
-        per = lse - picked
+        per = apply(CrossEntropy, (logits,), (logits.data,), (int(y_arr) if logits.ndim == 1 else y_arr,))
     else:
+        lse = logits.logsumexp(axis=None if logits.ndim == 1 else -1)  # (a vector's only axis: no axis check)
         y_arr = _target_array(y, logits, "y")
         if y_arr.shape != logits.shape:
             raise ValueError(f"y: expected integer labels of shape {logits.shape[:-1]} or one-hot "

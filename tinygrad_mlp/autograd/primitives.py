@@ -320,6 +320,45 @@ class MatMul(Primitive):
         return ga, gb
 
 
+class Affine(Primitive):
+    """z = W h + b: one layer's pre-activation, the practical's z^[l] = W^[l] h^[l−1] + b^[l].
+
+    W has shape (out, in).  For one example h (a vector), ∂L/∂W = δ hᵀ (an outer product),
+    ∂L/∂h = Wᵀ δ and ∂L/∂b = δ, where δ = ∂L/∂z.  For a batch H (rows are examples) z = H Wᵀ + b,
+    so ∂L/∂W = Δᵀ H (the sum over examples of δ hᵀ), ∂L/∂H = Δ W and ∂L/∂b = Σ over rows of Δ.
+    One record instead of matmul + add (and a transpose for a batch), with the same floating-point
+    operations as those three, so the numbers are bit for bit theirs.  ``need_h`` is False when h is
+    a constant (the input x): its gradient is then not computed.
+    """
+
+    name, nin = "affine", 3
+
+    @staticmethod
+    def forward(W, h, b, need_h=True):
+        if h.ndim == 1:
+            z = W @ h
+        else:
+            z = h @ W.T
+        z += b
+        return z, (W, h, need_h)
+
+    @staticmethod
+    def vjp(g, ctx):
+        W, h, need_h = ctx
+        if h.ndim == 1:
+            return g[:, None] * h, (W.T @ g if need_h else None), g
+        return g.T @ h, (g @ W if need_h else None), g.sum(axis=0)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        W, h, b = rec.parents
+        nW, nh, nb = _needs(rec)
+        if h.ndim == 1:  # δ hᵀ as a broadcast product (out, 1) ⊙ (1, in)
+            return (g.reshape(-1, 1) * h.reshape(1, -1) if nW else None), (W.T @ g if nh else None), \
+                (g if nb else None)
+        return (g.T @ h if nW else None), (g @ W if nh else None), (g.sum(axis=0) if nb else None)
+
+
 def _f_order(x: np.ndarray) -> bool:
     return x.flags.f_contiguous and not x.flags.c_contiguous
 
@@ -652,6 +691,44 @@ class LogSumExp(Primitive):
         return (g.reshape(kept) * (rec.parents[0] - out.reshape(kept)).exp(),)
 
 
+class CrossEntropy(Primitive):
+    """Softmax cross-entropy with integer labels: L = logsumexp(z) − z_y per example.
+
+    For one example z (a vector of logits) and its class y, L = −log p_y with p = softmax(z), and
+    ∂L/∂z = g ⊙ (p − e_y): the practical's δ^[L] = p − y for a one-hot y.  For a batch (rows of z,
+    a vector of labels) each row is one example's loss.  One record instead of logsumexp, an index
+    and a subtraction; logsumexp's own forward and vjp run inside, so the numbers are theirs bit for bit.
+    """
+
+    name = "cross_entropy"
+
+    @staticmethod
+    def forward(z, y):
+        if z.ndim == 1:
+            lse, ctx = LogSumExp.forward(z)
+            return lse - z[y], (ctx, y)
+        lse, ctx = LogSumExp.forward(z, -1)
+        rows = np.arange(z.shape[0])
+        return lse - z[rows, y], (ctx, (rows, y))
+
+    @staticmethod
+    def vjp(g, ctx):
+        lctx, index = ctx
+        (d,) = LogSumExp.vjp(g, lctx)  # g ⊙ p
+        d[index] -= g  # g ⊙ (p − e_y)
+        return (d,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        # g ⊙ (softmax(z) − e_y) in Tensor ops: softmax from a recorded logsumexp, e_y scattered.
+        z = rec.parents[0]
+        lctx, index = rec.ctx
+        axis = None if z.ndim == 1 else -1
+        lse = _tensor.apply(LogSumExp, (z,), (z.data,), (axis, True))
+        gk = g if z.ndim == 1 else g.reshape(-1, 1)
+        return (gk * (z - lse).exp() - _apply(Scatter, g, z.shape, index),)
+
+
 class Sum(Primitive):
     """out = Σ z along ``axis``.   ∂L/∂z = g broadcast back to z's shape."""
 
@@ -894,8 +971,8 @@ def broadcast_to(g, shape: tuple):
 
 PRIMITIVES: dict[str, type[Primitive]] = {
     p.name: p
-    for p in (Add, Sub, Neg, Mul, Div, Pow, PowT, MatMul, Tanh, Sigmoid, Relu, Exp, Log, Abs, Sqrt,
-              Clamp, Max, Copy, Compare, LogSumExp, Sum, Mean, Reshape, Transpose, GetItem,
+    for p in (Add, Sub, Neg, Mul, Div, Pow, PowT, MatMul, Affine, Tanh, Sigmoid, Relu, Exp, Log, Abs, Sqrt,
+              Clamp, Max, Copy, Compare, LogSumExp, CrossEntropy, Sum, Mean, Reshape, Transpose, GetItem,
               Scatter, SumTo, BroadcastTo)
 }
 

@@ -745,7 +745,10 @@ class Tensor:
             if self.data.ndim:
                 g = g.reshape(self.data.shape)
         else:
-            g = _grad_array(grad, self.data.dtype)
+            if type(grad) is np.ndarray and grad.dtype.kind == "f":  # the common case: no checks to pay for
+                g = np.array(grad, dtype=self.data.dtype)
+            else:
+                g = _grad_array(grad, self.data.dtype)
             if g.shape != self.shape:
                 raise ValueError(f"grad: expected shape {self.shape}, got {g.shape}")
         cap = _local.state.capture

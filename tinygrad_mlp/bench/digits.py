@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,9 +37,10 @@ from typing import Callable
 
 import numpy as np
 
+from ..files import OutputPathError, atomic_write_text, check_output_path
 from ..nn.layers import MLP
 from ..training.sklearn_compat import as_random_state, sklearn_epoch_order, sklearn_init
-from ..training.loop import accuracy, predict, progress_bar, train
+from ..training.loop import accuracy, predict, run_epochs, train
 
 __all__ = ["Config", "Data", "Setup", "Result", "Report", "SYSTEMS", "system", "load_data", "make_setup",
            "build_model", "run_benchmark", "confusion_matrix", "main", "WEIGHT_TOLERANCE"]
@@ -47,6 +49,7 @@ WEIGHT_TOLERANCE = 1e-9  # autograd vs hand-written: the same arithmetic, rounde
 INITS = ("glorot", "sklearn")
 COMPILED_MODES = (None, "exact", "fused")
 N_CLASSES = 10
+TEST_ACC = "test acc"  # the one name of the accuracy on the held-out 20 %, everywhere
 
 
 SEED_MAX = 2**32 - 1
@@ -235,10 +238,6 @@ def system(name: str, label: str):
     return deco
 
 
-def _progress(setup: Setup, label: str):
-    return None if setup.config.quiet else progress_bar(setup.config.epochs, label)
-
-
 def _say(setup: Setup, text: str) -> None:
     if not setup.config.quiet:
         print(text, file=sys.stderr, flush=True)
@@ -257,21 +256,42 @@ def _sk_weights(clf) -> dict:
 
 @system("tinygrad_mlp", "tinygrad_mlp (autograd, per-example SGD)")
 def run_tinygrad(setup: Setup) -> Result:
-    c, d = setup.config, setup.data
-    if c.compiled:  # --compiled: the main model (saved, plotted) trains through the replayed step
-        r = _run_compiled(setup, "tinygrad_mlp", fused=c.compiled == "fused")
+    """The main row (saved, plotted, the ratios' numerator); ``--compiled`` trains it through the replay."""
+    c = setup.config
+    r = _run_ours(setup, "tinygrad_mlp", c.compiled)
+    if c.compiled:
         r.label = f"tinygrad_mlp (--compiled {c.compiled})"
-        return r
+    return r
+
+
+def _run_ours(setup: Setup, name: str, compiled: str | None) -> Result:
+    c, d = setup.config, setup.data
     model = build_model(setup)
-    orders = setup.orders
-    hist = train(model, d.X_train, d.y_train, epochs=c.epochs, lr=c.lr, order=orders.__getitem__,
-                 X_val=d.X_test, y_val=d.y_test, progress=not c.quiet, desc="tinygrad_mlp")
+    hist = train(model, d.X_train, d.y_train, epochs=c.epochs, lr=c.lr, order=setup.orders.__getitem__,
+                 X_val=d.X_test, y_val=d.y_test, progress=not c.quiet, desc=name, val_label=TEST_ACC,
+                 compiled=compiled)
     pred = predict(model, d.X_test)
-    return Result("tinygrad_mlp", SYSTEMS["tinygrad_mlp"].label,
+    return Result(name, SYSTEMS[name].label,
                   train_accuracy=accuracy(model, d.X_train, d.y_train), test_accuracy=float(np.mean(pred == d.y_test)),
                   seconds=hist.seconds, cpu_seconds=hist.cpu_seconds, steps=hist.steps, epochs=hist.epochs,
                   loss_curve=hist.loss, test_curve=hist.val_accuracy, weights=model.state_dict(),
                   test_predictions=pred, model=model)
+
+
+class _Baseline:
+    """An inner loop written by hand (NumPy, PyTorch), for :func:`run_epochs` to time, record and report.
+
+    ``run(idx)`` is the system's own per-example loop, untouched, so it stays an independent
+    baseline; the epochs around it (timer, learning curve, test accuracy, progress) are the shared ones.
+    """
+
+    def __init__(self, run: Callable) -> None:
+        self.run = run
+
+
+def _run_baseline(setup: Setup, desc: str, run, evaluate):
+    return run_epochs(_Baseline(run), epochs=len(setup.orders), order=setup.orders.__getitem__,
+                      evaluate=evaluate, eval_label=TEST_ACC, progress=not setup.config.quiet, desc=desc)
 
 
 @system("reference", "hand-written backprop (NumPy loop)")
@@ -280,13 +300,10 @@ def run_reference(setup: Setup) -> Result:
     c, d = setup.config, setup.data
     W1, b1, W2, b2 = (setup.initial[k].copy() for k in ("W1", "b1", "W2", "b2"))
     rows, labels, lr = list(d.X_train), d.y_train.tolist(), c.lr
-    n = len(rows)
-    seconds = cpu = 0.0
-    losses, test_curve = [], []
-    bar = _progress(setup, "hand-written")
-    for order in setup.orders:
+
+    def epoch(order):
+        nonlocal W1, b1, W2, b2
         total = 0.0
-        t0, c0 = time.perf_counter(), time.process_time()
         for i in order.tolist():
             x, t = rows[i], labels[i]
             h = np.tanh(W1 @ x + b1)  # h^[1] = tanh(W^[1] x + b^[1])
@@ -302,21 +319,16 @@ def run_reference(setup: Setup) -> Result:
             b2 -= lr * p
             W1 -= lr * np.outer(d1, x)
             b1 -= lr * d1
-        seconds += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        losses.append(total / n)
-        test_curve.append(_np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)[0])
-        if bar is not None:
-            bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        return total, len(order), None
+
+    hist = _run_baseline(setup, "hand-written", epoch,
+                         lambda: _np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)[0])
     train_acc = _np_accuracy((W1, W2), (b1, b2), d.X_train, d.y_train)[0]
     test_acc, pred = _np_accuracy((W1, W2), (b1, b2), d.X_test, d.y_test)
     return Result("reference", SYSTEMS["reference"].label, train_accuracy=train_acc, test_accuracy=test_acc,
-                  seconds=seconds, cpu_seconds=cpu, steps=n * len(setup.orders), epochs=len(setup.orders),
-                  loss_curve=losses, test_curve=test_curve, weights={"W1": W1, "b1": b1, "W2": W2, "b2": b2},
-                  test_predictions=pred)
+                  seconds=hist.seconds, cpu_seconds=hist.cpu_seconds, steps=hist.steps, epochs=hist.epochs,
+                  loss_curve=hist.loss, test_curve=hist.val_accuracy,
+                  weights={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, test_predictions=pred)
 
 
 def _fit_sklearn(setup: Setup, clf, name: str) -> Result:
@@ -384,28 +396,22 @@ def run_torch(setup: Setup) -> Result:
         rows = list(torch.from_numpy(d.X_train).unbind(0))
         labels = list(torch.from_numpy(d.y_train).unbind(0))
         X_test = torch.from_numpy(d.X_test)
-        seconds = cpu = 0.0
-        losses, test_curve = [], []
-        bar = _progress(setup, "PyTorch")
-        for order in setup.orders:
+
+        def epoch(order):
             total = 0.0
-            t0, c0 = time.perf_counter(), time.process_time()
             for i in order.tolist():
                 opt.zero_grad()
                 loss = loss_fn(net(rows[i]), labels[i])
                 total += loss.item()
                 loss.backward()
                 opt.step()
-            seconds += time.perf_counter() - t0
-            cpu += time.process_time() - c0
-            losses.append(total / len(rows))
+            return total, len(order), None
+
+        def evaluate():
             with torch.no_grad():
-                test_curve.append(float((net(X_test).argmax(1).numpy() == d.y_test).mean()))
-            if bar is not None:
-                bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+                return float((net(X_test).argmax(1).numpy() == d.y_test).mean())
+
+        hist = _run_baseline(setup, "PyTorch", epoch, evaluate)
         with torch.no_grad():
             train_pred = net(torch.from_numpy(d.X_train)).argmax(1).numpy()
             pred = net(X_test).argmax(1).numpy()
@@ -414,9 +420,9 @@ def run_torch(setup: Setup) -> Result:
     finally:
         torch.set_num_threads(threads)
     return Result("torch", SYSTEMS["torch"].label, train_accuracy=float(np.mean(train_pred == d.y_train)),
-                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
-                  steps=len(rows) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
-                  test_curve=test_curve, weights=weights, test_predictions=pred,
+                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=hist.seconds, cpu_seconds=hist.cpu_seconds,
+                  steps=hist.steps, epochs=hist.epochs, loss_curve=hist.loss,
+                  test_curve=hist.val_accuracy, weights=weights, test_predictions=pred,
                   note=f"torch {torch.__version__}")
 
 
@@ -434,47 +440,10 @@ def run_compiled_fused(setup: Setup) -> Result:
 
 def _run_compiled(setup: Setup, name: str, fused: bool) -> Result:
     try:
-        from ..compiler.compiled import compile as compile_step
+        from ..compiler import compile  # noqa: F401
     except ImportError:
-        raise Unavailable("not available", "tinygrad_mlp.compiled is not in this build") from None
-    from ..nn.optim import SGD
-
-    c, d = setup.config, setup.data
-    model = build_model(setup)
-    opt = SGD(model.parameters(), c.lr)
-
-    def step_fn(x, y):
-        opt.zero_grad()
-        loss = model.loss(x, y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = compile_step(step_fn, check_finite=False, fused=fused)  # the data was checked once, up front
-    # The replay freezes Python ints, so targets travel as one-hot float rows.
-    rows, onehot = list(d.X_train), list(np.eye(N_CLASSES)[d.y_train])
-    seconds = cpu = 0.0
-    losses, test_curve = [], []
-    bar = _progress(setup, name)
-    for order in setup.orders:
-        total = 0.0
-        t0, c0 = time.perf_counter(), time.process_time()
-        for i in order.tolist():
-            total += step(rows[i], onehot[i])  # a 0-d loss comes back as a Python float
-        seconds += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        losses.append(total / len(rows))
-        test_curve.append(accuracy(model, d.X_test, d.y_test))
-        if bar is not None:
-            bar.set_postfix_str(f"loss {losses[-1]:.4f} test acc {test_curve[-1]:.4f}", refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    pred = predict(model, d.X_test)
-    return Result(name, SYSTEMS[name].label, train_accuracy=accuracy(model, d.X_train, d.y_train),
-                  test_accuracy=float(np.mean(pred == d.y_test)), seconds=seconds, cpu_seconds=cpu,
-                  steps=len(rows) * len(setup.orders), epochs=len(setup.orders), loss_curve=losses,
-                  test_curve=test_curve, weights=model.state_dict(), test_predictions=pred, model=model)
+        raise Unavailable("not available", "tinygrad_mlp.compiler is not in this build") from None
+    return _run_ours(setup, name, "fused" if fused else "exact")
 
 
 @system("estimator", "tinygrad_mlp MLPClassifier (scikit-learn API)")
@@ -689,34 +658,76 @@ def format_table(rep: Report) -> str:
     return "\n".join(lines)
 
 
+def make_figures(rep: Report) -> dict:
+    """The report's pictures, as ``{file name: matplotlib Figure}`` (see :mod:`.plots`)."""
+    from . import plots
+
+    d, c = rep.setup.data, rep.setup.config
+    ours = rep.get("tinygrad_mlp")
+    figs = {}
+    if ours is None:
+        figs["digits_samples.png"] = plots.gallery_figure(
+            [("The first 24 test digits (8×8, pixel values 0..16) and their labels",
+              d.images_test[:24], d.y_test[:24], None)])
+    else:
+        pred = ours.test_predictions
+        wrong = np.flatnonzero(pred != d.y_test)
+        first = np.arange(min(16, len(pred)))
+        picked = [int(i) for i in wrong if i >= len(first)][:8]
+        sections = [(f"The first {len(first)} test digits (8×8, pixel values 0..16): true label / tinygrad_mlp prediction",
+                     d.images_test[first], d.y_test[first], pred[first])]
+        if picked:
+            sections.append((f"Picked on purpose: {len(picked)} of the {len(wrong)} test digits (of {len(d.y_test)}) "
+                             f"that tinygrad_mlp gets wrong (test accuracy {ours.test_accuracy:.3f})",
+                             d.images_test[picked], d.y_test[picked], pred[picked]))
+        figs["digits_samples.png"] = plots.gallery_figure(sections)
+    curves = {r.label: (r.loss_curve, r.test_curve) for r in rep.results if r.status == "ok" and r.loss_curve}
+    if curves:
+        figs["digits_learning_curves.png"] = plots.learning_curves_figure(curves, c.epochs, _coincide_note(rep))
+    if ours is not None:
+        figs["digits_confusion.png"] = plots.confusion_figure(
+            confusion_matrix(d.y_test, ours.test_predictions),
+            title=f"tinygrad_mlp, test set ({TEST_ACC} {ours.test_accuracy:.3f})")
+    rows = [(r.label, r.train_accuracy, r.test_accuracy, r.seconds) for r in rep.results if r.status == "ok"]
+    if rows:
+        figs["digits_systems.png"] = plots.systems_figure(rows, title=f"{c.epochs} epochs, same machine, same run")
+    return figs
+
+
+# Rows that start from the shared initial weights and visit the examples in the shared order, and rows
+# that draw scikit-learn's own weights and shuffles from RandomState(seed) (the same draws as each other).
+_SHARED_START = ("tinygrad_mlp", "reference", "torch", "compiled", "compiled_fused")
+_SKLEARN_START = ("sklearn_sgd", "estimator")
+
+
+def _coincide_note(rep: Report) -> str:
+    """Which learning curves lie on top of each other, and why: written inside the picture."""
+    groups = [_SHARED_START, _SKLEARN_START] if rep.setup.config.init == "glorot" else [_SHARED_START + _SKLEARN_START]
+    lines = []
+    for names in groups:
+        same = [r.label.split(" (")[0] for r in rep.results if r.status == "ok" and r.name in names and r.loss_curve]
+        if len(same) > 1:
+            lines.append(textwrap.fill(f"These {len(same)} start from the same weights and see the same example "
+                                       f"order, so their curves lie on one line: " + ", ".join(same), 110))
+    if lines:
+        lines.append("(each system's markers sit at different epochs, so each curve stays visible)")
+    return "\n".join(lines)
+
+
 def write_plots(rep: Report, directory: str | os.PathLike) -> list[Path]:
     """docs-ready PNGs: sample digits, learning curves, confusion matrix, accuracy and time per system."""
     from . import plots
 
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    d = rep.setup.data
-    ours = rep.get("tinygrad_mlp")
-    # The first test digits, then (when there is a model) up to 8 it gets wrong.
-    pick = list(range(16 if ours is not None else 24))
-    if ours is not None:
-        pick += [int(i) for i in np.flatnonzero(ours.test_predictions != d.y_test) if i >= 16][:8]
-    paths = [plots.digit_gallery(d.images_test[pick], d.y_test[pick],
-                                 None if ours is None else ours.test_predictions[pick], out / "digits_samples.png")]
-    curves = {r.label: (r.loss_curve, r.test_curve) for r in rep.results if r.status == "ok" and r.loss_curve}
-    if curves:
-        same = [r.label.split(" (")[0] for r in rep.results
-                if r.status == "ok" and r.name in ("tinygrad_mlp", "reference", "torch", "compiled", "compiled_fused")]
-        note = (f"{', '.join(same)}: same initial weights, same example order, so their curves coincide."
-                if len(same) > 1 else "")
-        paths.append(plots.learning_curves(curves, out / "digits_learning_curves.png", note))
-    if ours is not None:
-        paths.append(plots.confusion(confusion_matrix(d.y_test, ours.test_predictions), out / "digits_confusion.png",
-                                     title=f"tinygrad_mlp, test set (accuracy {ours.test_accuracy:.3f})"))
-    rows = [(r.label, r.train_accuracy, r.test_accuracy, r.seconds) for r in rep.results if r.status == "ok"]
-    if rows:
-        paths.append(plots.systems_chart(rows, out / "digits_systems.png",
-                                         title=f"{rep.setup.config.epochs} epochs, same machine, same run"))
+    out.mkdir(exist_ok=True)  # only the folder itself: its parent must exist (files.check_output_path)
+    figs = make_figures(rep)
+    paths = []
+    try:
+        for name in list(figs):
+            paths.append(plots.save_png(figs.pop(name), out / name))
+    finally:
+        for fig in figs.values():  # those not written after a failure
+            plots.require_matplotlib().close(fig)
     return paths
 
 
@@ -755,8 +766,15 @@ def _systems(s: str) -> tuple:
     return names
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad value prints the one line that matters (naming the flag) and a hint, not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n(python -m tinygrad_mlp digits --help lists the flags)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m tinygrad_mlp digits",
         description="The practical's Question 3: an MLP (64-50-10, tanh, softmax cross-entropy) trained by\n"
                     "per-example SGD on scikit-learn's digits, next to scikit-learn, the hand-written backprop\n"
@@ -812,16 +830,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.save and args.only and "tinygrad_mlp" not in args.only:
         print("error: --save: needs the tinygrad_mlp system, which --only leaves out", file=sys.stderr)
         return 2
-    # Output paths are checked before the run, not after minutes of training.
-    for flag, value, want_dir in (("--json", args.json, False), ("--save", args.save, False),
-                                  ("--plots", args.plots, True)):
+    # Every output path is checked before the run, not after minutes of training (files.py's one rule:
+    # the folder must exist; --plots DIR may itself be new, inside an existing folder).
+    for flag, value, kind in (("--save", args.save, "file"), ("--json", args.json, "file"),
+                              ("--plots", args.plots, "folder")):
         if value is None:
             continue
-        path = Path(value)
-        if not value or (path.is_dir() if not want_dir else path.exists() and not path.is_dir()):
-            kind = "a directory" if want_dir else "a file path"
-            print(f"error: {flag}: expected {kind}, got {value!r}", file=sys.stderr)
+        try:
+            check_output_path(value, flag, kind)
+        except OutputPathError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
+    if args.save and args.json and os.path.realpath(args.save) == os.path.realpath(args.json):
+        print(f"error: --json: {args.json!r} is also the --save path; the report would replace the model",
+              file=sys.stderr)
+        return 2
     config = Config(epochs=args.epochs, lr=args.lr, hidden=args.hidden, seed=args.seed, init=args.init,
                     scale=args.scale, only=args.only, quiet=args.quiet, threads=args.threads or None,
                     compiled=args.compiled)
@@ -832,28 +855,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: tinygrad_mlp and the hand-written backprop disagree by {rep.max_weight_diff_vs_reference:.3g} "
               f"> {WEIGHT_TOLERANCE:g}", file=sys.stderr)
         status = 1
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
-        print(f"wrote {path}")
-    if args.plots:
-        for p in write_plots(rep, args.plots):
-            print(f"wrote {p}")
+    # The model first: it cost the training.  Each write after it may fail on its own (a full disk, a
+    # folder removed meanwhile) with one error line naming its flag; the others still happen.
+    writes = []
     if args.save:
+        writes.append(("--save", lambda: [_save_model(rep, config, args.save)]))
+    if args.json:
+        writes.append(("--json", lambda: [atomic_write_text(args.json, json.dumps(rep.to_json(), indent=2) + "\n",
+                                                             "--json")]))
+    if args.plots:
+        writes.append(("--plots", lambda: write_plots(rep, args.plots)))
+    saved = False
+    for flag, write in writes:
         try:
-            from ..nn.serialize import save
-        except ImportError:
-            print("error: --save: tinygrad_mlp.serialize is not available in this build", file=sys.stderr)
-            return 1
-        ours = rep.get("tinygrad_mlp")
-        # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
-        meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "dataset": "sklearn.datasets.load_digits",
-                "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
-                "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
-        saved = save(ours.model, args.save, meta=meta)
-        print(f"wrote {saved if saved is not None else args.save}")
+            for path in write():
+                print(f"wrote {path}")
+            saved = saved or flag == "--save"
+        except (OSError, ValueError) as e:
+            kept = f" (the model is saved in {args.save})" if saved else ""
+            print(f"error: {flag}: {_why(e)}{kept}", file=sys.stderr)
+            status = 1
     return status
+
+
+def _why(e: Exception) -> str:
+    """An OSError as "could not write PATH: reason"; anything else as its message."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"could not write {e.filename!s}: {e.strerror}" if e.filename else e.strerror
+    return str(e)
+
+
+def _save_model(rep: Report, config: Config, path: str) -> Path:
+    from ..nn.serialize import save
+
+    ours = rep.get("tinygrad_mlp")
+    # input_scale tells `python -m tinygrad_mlp predict` how the pixels were scaled in training.
+    # input_range (the raw pixels' range) lets predict refuse images scaled 0..1 or 0..255.
+    meta = {"input_scale": 1.0 / 16.0 if config.scale else 1.0, "input_range": [0.0, 16.0],
+            "dataset": "sklearn.datasets.load_digits",
+            "epochs": config.epochs, "lr": config.lr, "seed": config.seed, "init": config.init,
+            "train_accuracy": ours.train_accuracy, "test_accuracy": ours.test_accuracy}
+    saved = save(ours.model, path, meta=meta)
+    return saved if saved is not None else Path(path)
 
 
 if __name__ == "__main__":

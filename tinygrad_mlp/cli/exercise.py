@@ -6,10 +6,14 @@ autograd against the hand-written backprop first; a disagreement is an error
 before anything is printed, so a bad spec (exit 2, one ``error: ...`` line on
 stderr naming the field) prints nothing on stdout.
 
-Output: the worked solution as text (default), ``--format markdown|latex``, or
-``--json`` (``loss``, ``examples`` with per-example ``z``, ``h``, ``output``,
-``loss``, ``dz``, ``dh``, … and ``grad_W``, ``grad_b``, ``W``, ``b`` after the
-update; per-layer lists run over layers 1..L).
+Output: the worked solution as text (default), ``--format markdown|latex|html``
+(html: one self-contained interactive page), or ``--json`` (the spec's own fields,
+so it can be read back as a SPEC.json, then ``loss``, ``examples`` with per-example
+``z``, ``h``, ``output``, ``loss``, ``dz``, ``dh``, … and ``grad_W``, ``grad_b``,
+``W``, ``b`` after the update; per-layer lists run over layers 1..L).
+
+Output paths (``-o``, ``--graph``) follow :mod:`tinygrad_mlp.files`: checked before
+the step is computed, written atomically.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..files import OutputPathError, atomic_write_text, check_output_path
 from ..practical.exercise import BUILTINS, ExerciseMismatchError, SpecError, builtin, load_spec, parse_spec, run_step
 from ..practical.render import DEFAULT_DIGITS, FORMATS, WorkedSolution
 
@@ -41,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print every quantity as JSON")
     out.add_argument("--format", choices=FORMATS, default=None,
-                     help="worked solution as text (default), markdown or latex")
+                     help="worked solution as text (default), markdown, latex or html (one interactive page)")
     p.add_argument("--digits", type=int, default=DEFAULT_DIGITS,
                    help=f"significant digits printed (default {DEFAULT_DIGITS})")
     p.add_argument("--fragment", action="store_true", help="LaTeX: only the body, no preamble")
@@ -64,10 +69,11 @@ def _load(path: str):
     p = Path(path)
     try:
         raw = json.loads(p.read_text(encoding="utf-8"), parse_constant=float)
-    except (OSError, ValueError):
-        return load_spec(p)  # its message for an unreadable file or bad JSON
+    except (OSError, ValueError, RecursionError):
+        return load_spec(p)  # its message for an unreadable file, bad JSON or too deep a nesting
     spec = parse_spec(raw)
-    spec.name = p.stem
+    if spec.name == "spec":  # an exercise --json document keeps its own name
+        spec.name = p.stem
     return spec
 
 
@@ -78,20 +84,25 @@ def _run(argv: list[str]) -> tuple[str, list[str]]:
         raise _UsageError(f"--digits: expected an int from 1 to 17, got {args.digits}")
     if args.fragment and (args.format or "text") != "latex":
         raise _UsageError("--fragment: only applies with --format latex")
+    # Every output path is checked before the step is computed: a typo costs nothing.
+    if args.output:
+        check_output_path(args.output, "--output")
+    if args.graph:
+        check_output_path(args.graph, "--graph")
     spec = _spec(args.exercise)
     result = run_step(spec)
     if args.json:
-        text = json.dumps(result, indent=2) + "\n"
+        text = json.dumps(result.to_json(), indent=2) + "\n"
     else:
         text = WorkedSolution(result, args.digits).render(args.format or "text", fragment=args.fragment)
     notes = []
     if args.graph:
         from ..practical.graph import write_graph
 
-        notes.extend(f"wrote {p}" for p in write_graph(spec, args.graph))
+        notes.extend(write_graph(spec, args.graph))
     if args.output:
         try:
-            Path(args.output).write_text(text, encoding="utf-8")
+            atomic_write_text(args.output, text, "--output")
         except OSError as e:
             raise SpecError(f"--output: cannot write {args.output!r} ({e.strerror or e})") from None
         notes.append(f"wrote {args.output}")
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         text, notes = _run(argv)
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    except (_UsageError, SpecError) as e:
+    except (_UsageError, SpecError, OutputPathError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ExerciseMismatchError as e:

@@ -438,6 +438,12 @@ class _Builder:
             elif name in _ELEMENTWISE and ob is not None:
                 o = g.name(ob, "v")
                 emit(f"{_ELEMENTWISE[name]}({', '.join(a)}, out={o})")
+            elif name == "affine" and ob is not None and ins[1].ndim in (1, 2):
+                o = g.name(ob, "v")  # z = W h + b (or H Wᵀ + b) in one buffer, as Affine.forward computes it
+                if ins[1].ndim == 1:
+                    emit(f"matmul({a[0]}, {a[1]}, out={o}); add({o}, {a[2]}, out={o})")
+                else:
+                    emit(f"matmul({a[1]}, {self.view(np.transpose, a[0])}, out={o}); add({o}, {a[2]}, out={o})")
             elif name == "sigmoid" and ob is not None:
                 o = g.name(ob, "v")
                 emit(f"mul(0.5, {a[0]}, out={o}); tanh({o}, out={o}); add(1.0, {o}, out={o}); mul(0.5, {o}, out={o})")
@@ -460,6 +466,20 @@ class _Builder:
                     emit(lse_flat_code(a[0], tn, s, f"_m{g.n}", rn, ins[0].ndim, ins[0].size))
                 else:
                     emit(f"lse_axis({a[0]}, {g.name(axis)}, {tn}, {s}, {rn})")
+                self.ctxvars[k] = s
+                self.lse_parts[k] = (tn, rn)
+            elif name == "cross_entropy" and ins[0].ndim == 1 and ob is not None \
+                    and self._lse_ok(ins[0], (None, False), ctx[0][1].reshape(()), ctx[0]):
+                # L = logsumexp(z) − z_y for one example, as CrossEntropy.forward computes it
+                lse = ctx[0][1]
+                s, tn = g.name(np.empty(lse.shape, lse.dtype), "s"), g.name(np.empty(ins[0].shape, ins[0].dtype), "t")
+                g.n += 1
+                rn = f"_r{g.n}"
+                emit(lse_flat_code(a[0], tn, s, f"_m{g.n}", rn, 1, ins[0].size))
+                o = g.name(ob, "v")
+                s0 = g.name(g.ns[s].reshape(()), "v")
+                g.alias[s0] = s
+                emit(f"sub({s0}, {a[0]}[{args[0]!r}], out={o})")
                 self.ctxvars[k] = s
                 self.lse_parts[k] = (tn, rn)
             elif name in ("sum", "mean") and ob is not None:
@@ -685,6 +705,31 @@ class _Builder:
                     res[0] = product(A, lambda f: (a[1], self.view(T, gv)) if f else (gv, self.view(T, a[1])))
                 if need[1]:  # ∂L/∂B = Aᵀ g, or (gᵀ A)ᵀ
                     res[1] = product(B, lambda f: (self.view(T, gv), a[0]) if f else (self.view(T, a[0]), gv))
+        elif name == "affine" and np.ndim(ins[1]) in (1, 2):  # Affine.vjp: δ hᵀ (or Δᵀ H), Wᵀ δ (or Δ W), δ
+            W, H = ins[0], ins[1]
+            dt = np.result_type(W, H)
+            if H.ndim == 1:
+                if need[0]:  # ∂L/∂W = δ hᵀ into a fixed rank-1 buffer
+                    res[0] = newbuf(W.shape, dt)
+                    col = self.view(lambda x: x[:, None], gv)
+                    line = f"mul({col}, {a[1]}, out={res[0]})"
+                    emit(line)
+                    self.rank1[res[0]] = (gv, a[1], line)
+                if need[1]:
+                    res[1] = newbuf(H.shape, dt)
+                    emit(f"matmul({self.view(np.transpose, a[0])}, {gv}, out={res[1]})")
+                if need[2]:
+                    res[2] = gv
+            else:
+                if need[0]:
+                    res[0] = newbuf(W.shape, dt)
+                    emit(f"matmul({self.view(np.transpose, gv)}, {a[1]}, out={res[0]})")
+                if need[1]:
+                    res[1] = newbuf(H.shape, dt)
+                    emit(f"matmul({gv}, {a[0]}, out={res[1]})")
+                if need[2]:
+                    res[2] = newbuf(np.shape(ins[2]), odt)
+                    emit(f"add_reduce({gv}, axis=0, out={res[2]})")
         elif name == "matmul" and np.ndim(ins[0]) == 1 and np.ndim(ins[1]) == 1:  # yᵀz: g·y and g·z
             for i in range(2):
                 if need[i]:
@@ -700,6 +745,15 @@ class _Builder:
             emit(f"div({tn}, {rn}, out={n})")
             if not g.is_ones(gv):  # 1 · e = e exactly: a loss that is the graph's root skips the product
                 emit(f"mul({gg}, {n}, out={n})")
+            res[0] = n
+        elif name == "cross_entropy" and ci in self.ctxvars and self.ctxvars[ci].startswith("s"):
+            # CrossEntropy.vjp: g ⊙ t / r from the forward's buffers, then − g at the label
+            n = newbuf(np.shape(ins[0]), odt)
+            tn, rn = self.lse_parts[ci]
+            emit(f"div({tn}, {rn}, out={n})")
+            if not g.is_ones(gv):
+                emit(f"mul({gv}, {n}, out={n})")
+            emit(f"{n}[{args[0]!r}] -= {gv}")
             res[0] = n
         elif name in ("sum", "mean"):
             shape, axis, keep = ctx[:3]

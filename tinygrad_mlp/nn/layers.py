@@ -6,6 +6,7 @@ so there z^[l] = h^[l−1] W^[l]ᵀ + b^[l], row by row the same equation.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -13,7 +14,6 @@ import numpy as np
 
 from ..autograd import functional as F
 from .init import as_initializer
-from ..autograd.primitives import flat_sum
 from ..autograd.tensor import Tensor, _new
 
 __all__ = ["Linear", "MLP", "as_tensor"]
@@ -42,12 +42,10 @@ def _overflowed(z: np.ndarray) -> bool:
     """One cheap test of a hidden z^[l]: is any entry inf or NaN?
 
     A saturating g hides an overflow (tanh(±inf) = ±1, relu(−inf) = 0), so every layer's z is
-    checked, not only the output's.  Σ z is finite when every entry is (a Python float sum of a
-    small vector costs a fraction of isfinite().all()); only when the sum is not finite, which a
-    huge but finite z can also cause, are the entries looked at one by one.
+    checked, not only the output's.  z·z (one BLAS call, a fraction of isfinite().all()) is finite
+    when every entry is, unless some |zᵢ| > 1e154; only then are the entries looked at one by one.
     """
-    s = flat_sum(z)
-    if s - s == 0:
+    if math.isfinite(np.vdot(z, z)):
         return False
     return not np.isfinite(z).all()
 
@@ -57,6 +55,26 @@ def _check_forward(z: np.ndarray) -> None:
     if not np.isfinite(z).all():
         raise ValueError("x: the forward pass overflowed to inf or NaN; expected inputs small enough for "
                          "W h + b to stay finite (scale the inputs)")
+
+
+def _input_scale(c: Any, d0: int, dtype) -> np.ndarray | None:
+    """MLP's ``input_scale``: None, or finite factors of shape () or (d₀,) in the model's dtype."""
+    if c is None:
+        return None
+    try:
+        arr = np.asarray(c.data if isinstance(c, Tensor) else c, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"input_scale: expected a number or {d0} numbers, got {type(c).__name__} ({e})") from None
+    if arr.size == 1:
+        arr = arr.reshape(())
+    elif arr.shape in ((d0,), (1, d0)):
+        arr = arr.reshape(d0)
+    else:
+        raise ValueError(f"input_scale: expected a number or one per input feature, shape ({d0},), "
+                         f"got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("input_scale: expected finite values, got NaN or infinity")
+    return arr.astype(dtype)
 
 
 class Linear:
@@ -94,9 +112,7 @@ class Linear:
             if h.ndim not in (1, 2) or h.shape[-1] != self.in_features:
                 raise ValueError(f"h: expected {self.in_features} features, as a vector ({self.in_features},) or "
                                  f"a batch (n, {self.in_features}), got shape {h.shape}")
-        if h.ndim == 1:
-            return self.W @ h + self.b
-        return h @ self.W.T + self.b
+        return F.affine(self.W, h, self.b)
 
     def parameters(self) -> list[Tensor]:
         return [self.W, self.b]
@@ -126,10 +142,16 @@ class MLP:
     seed : int or numpy.random.Generator, optional
         Seeds the random initialisers, so runs repeat exactly.
     dtype : float64 (default) or float32
+    input_scale : float or array of shape (d₀,), optional
+        A fixed factor the inputs are multiplied by before layer 1, h^[0] = c ⊙ x (e.g. 1/16 for
+        digit pixels 0..16), so the model takes raw inputs.  Not a parameter (never trained); it
+        is saved and loaded with the model.  Applied by every forward (``__call__``, ``logits``,
+        ``trace``, ``loss``).
     """
 
     def __init__(self, sizes: Sequence[int], hidden: str = "tanh", output: str = "identity",
-                 weight_init="glorot_uniform", bias_init="zeros", seed=None, dtype=np.float64) -> None:
+                 weight_init="glorot_uniform", bias_init="zeros", seed=None, dtype=np.float64,
+                 input_scale=None) -> None:
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             raise ValueError(f"sizes: expected a list of at least two layer sizes (input first), got {sizes!r}")
         if hidden not in F.ACTIVATIONS:
@@ -168,6 +190,7 @@ class MLP:
             start += p.data.size
         self._g = F.ACTIVATIONS[hidden]
         self._g_out = F.OUTPUTS[output]
+        self.input_scale = _input_scale(input_scale, self.sizes[0], dtype)
 
     @property
     def n_layers(self) -> int:
@@ -179,6 +202,8 @@ class MLP:
         if x.ndim not in (1, 2) or x.shape[-1] != self.sizes[0]:
             raise ValueError(f"x: expected {self.sizes[0]} features, as a vector ({self.sizes[0]},) or a batch "
                              f"(n, {self.sizes[0]}), got shape {x.shape}")
+        if self.input_scale is not None:
+            x = x * self.input_scale
         return x
 
     def logits(self, x) -> Tensor:
@@ -188,19 +213,38 @@ class MLP:
         (e.g. |x| ≈ 1e308 through W^[1]), instead of returning inf or NaN.
         """
         h = self._input(x)
-        g = self._g
-        last = len(self.layers) - 1
         # One errstate per forward, not per op: an overflow becomes the ValueError below, not a warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            for l, layer in enumerate(self.layers):
-                z = layer(h)
-                if l == last:
-                    break
-                if _overflowed(z.data):
-                    _check_forward(z.data)
+            g = self._g
+            *hidden, last = self.layers
+            for layer in hidden:
+                z = F.affine(layer.W, h, layer.b)
+                zd = z.data
+                # A hidden tanh or sigmoid would turn an overflowed z^[l] into a confident ±1: check every layer.
+                # vdot is one cheap pass; only an inf there (possibly a finite but huge z) pays the exact check.
+                if not math.isfinite(np.vdot(zd, zd)) and not np.isfinite(zd).all():
+                    _check_forward(zd)
                 h = g(z)
+            z = F.affine(last.W, h, last.b)
         _check_forward(z.data)
         return z
+
+    def forward_logits(self, h: Tensor) -> Tensor:
+        """z^[L] from h^[0] = ``h``, a Tensor already checked: the forward every training loop runs.
+
+        One example (shape (d₀,)): z^[l] = W^[l] h^[l−1] + b^[l]; a batch (n, d₀), rows are
+        examples: z^[l] = h^[l−1] W^[l]ᵀ + b^[l]; h^[l] = g(z^[l]) between layers.
+
+        No checks here (that is :meth:`logits`' job, at the public boundary): the training loop
+        validates its data once, then calls this for every step, where a per-step check would
+        cost more than the arithmetic of a small layer.  An overflow shows up as a non-finite loss,
+        which the loop checks.
+        """
+        g = self._g
+        *hidden, last = self.layers
+        for layer in hidden:
+            h = g(F.affine(layer.W, h, layer.b))
+        return F.affine(last.W, h, last.b)
 
     def __call__(self, x) -> Tensor:
         """h^[L] = g_out(z^[L]): the network's output ŷ (or p for softmax)."""

@@ -3,31 +3,49 @@
 File layout (an ordinary ``.npz``: a zip of ``.npy`` members, each a plain numeric
 or fixed-width string array, never an object array)::
 
-    __format__   "tinygrad_mlp/mlp" or "tinygrad_mlp/state_dict"
-    __version__  1
+    __format__       "tinygrad_mlp/mlp" or "tinygrad_mlp/state_dict"
+    __version__      1, or 2 when the file holds __input_scale__ (older readers then refuse it
+                     rather than drop the scaling)
     # an MLP adds its architecture ...
-    __sizes__    int64 [d₀, d₁, …, d_L]
-    __hidden__   "tanh" | "sigmoid" | "relu" | "identity"
-    __output__   "identity" | "softmax" | "sigmoid"
-    __dtype__    "float64" | "float32"
+    __sizes__        int64 [d₀, d₁, …, d_L]
+    __hidden__       "tanh" | "sigmoid" | "relu" | "identity"
+    __output__       "identity" | "softmax" | "sigmoid"
+    __dtype__        "float64" | "float32"
+    __input_scale__  optional: the model's input_scale c, shape () or (d₀,) (h^[0] = c ⊙ x)
     # ... and its parameters W^[l] (shape (d_l, d_{l−1})) and b^[l] (shape (d_l,)), l = 1..L
     W1, b1, …, WL, bL
     # optional metadata given to save(..., meta=...)
     __meta__.NAME
 
+Two ``meta`` names have a meaning, and are checked by :func:`save` and :func:`load`:
+
+``input_scale``
+    The older spelling of ``MLP(..., input_scale=c)`` (the ``digits`` command writes it): the
+    loaded MLP multiplies its inputs by it, so it predicts from raw inputs as the saved one did
+    from scaled ones.  A number or one per input feature.
+``input_range``
+    ``[lo, hi]``: the smallest and largest value of the training inputs, in the units the loaded
+    model takes (raw, before ``input_scale``).  ``predict`` refuses inputs outside it.
+
 :func:`load` reads with ``allow_pickle=False``, so an archive holding an
 object array is refused instead of executing whatever it unpickles.  An
 ``.npz`` written by plain ``np.savez`` (no ``__format__``) loads as a dict.
+It reads at most :data:`MAX_FILE_BYTES` (a device such as ``/dev/zero`` is
+refused after its first bytes), and refuses an archive with two members of
+one name (``W1.npy`` twice: which one wins would be an accident) or a
+format version it does not know.
 
-:func:`save` writes a temporary file in the target's directory, flushes and
-fsyncs it, then ``os.replace``\\ s it over the target: a crash at any moment
-leaves either the old complete file or the new complete file, never a torn one.
+:func:`save` follows the one rule for output paths of :mod:`tinygrad_mlp.files`:
+the folder must exist, a symbolic link is written through to its target (the
+link stays), and the file is written to a temporary file beside the target,
+fsynced, then moved over it with ``os.replace``: a crash at any moment leaves either
+the old complete file or the new complete file, never a torn one.
 """
 from __future__ import annotations
 
 import io
 import os
-import tempfile
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,12 +53,15 @@ from typing import Any
 import numpy as np
 
 from ..autograd import functional as F
-from .layers import MLP
 from ..autograd.tensor import Tensor
+from ..files import atomic_write, check_output_path
+from .layers import MLP, _input_scale
 
-__all__ = ["save", "load", "load_with_meta", "ModelFileError", "ModelFileNotFoundError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "load_with_meta", "ModelFileError", "ModelFileNotFoundError", "FORMAT_VERSION",
+           "MAX_FILE_BYTES"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MAX_FILE_BYTES = 2**31  # 2 GiB: 268 million float64 parameters, far past a CPU MLP
 _MLP = "tinygrad_mlp/mlp"
 _STATE = "tinygrad_mlp/state_dict"
 _META = "__meta__."
@@ -59,13 +80,11 @@ class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
 
 
 # ----------------------------------------------------------------------------- save
-def _check_path(path: Any) -> Path:
+def _check_path_type(path: Any) -> str:
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
-    p = Path(path)
-    if str(path) == "":
-        raise ValueError("path: expected a file name, got ''")
-    return p
+    raw = os.fspath(path)
+    return os.fsdecode(raw) if isinstance(raw, bytes) else raw
 
 
 def _numeric(value: Any, where: str) -> np.ndarray:
@@ -81,7 +100,18 @@ def _numeric(value: Any, where: str) -> np.ndarray:
     return arr
 
 
-def _meta_arrays(meta: Any) -> dict[str, np.ndarray]:
+def _input_range(value: Any) -> tuple[float, float]:
+    """meta['input_range'] as (lo, hi); ValueError saying what is wrong."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.shape != (2,):
+        raise ValueError(f"expected [lo, hi], two numbers, got dtype {arr.dtype} shape {arr.shape}")
+    lo, hi = float(arr[0]), float(arr[1])
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(f"expected finite lo <= hi, got [{lo!r}, {hi!r}]")
+    return lo, hi
+
+
+def _meta_arrays(meta: Any, obj: Any) -> dict[str, np.ndarray]:
     if meta is None:
         return {}
     if not isinstance(meta, dict):
@@ -90,9 +120,21 @@ def _meta_arrays(meta: Any) -> dict[str, np.ndarray]:
     for k, v in meta.items():
         _check_key(k, "meta")
         if isinstance(v, str):
+            if k in ("input_scale", "input_range"):
+                raise TypeError(f"meta[{k!r}]: expected numbers, got the str {v!r}")
             out[_META + k] = np.array(v)
         else:
             out[_META + k] = _numeric(v, f"meta[{k!r}]")
+    if "input_range" in meta:
+        try:
+            _input_range(out[_META + "input_range"])
+        except ValueError as e:
+            raise ValueError(f"meta['input_range']: {e}") from None
+    if "input_scale" in meta and isinstance(obj, MLP):
+        c = _input_scale(out[_META + "input_scale"], obj.sizes[0], obj.dtype)  # names input_scale if wrong
+        if obj.input_scale is not None and not np.array_equal(obj.input_scale, c):
+            raise ValueError(f"meta['input_scale']: the model already has input_scale {obj.input_scale.tolist()}, "
+                             f"and the meta gives {c.tolist()}; give it once (MLP(..., input_scale=...))")
     return out
 
 
@@ -110,21 +152,31 @@ def _check_key(key: Any, where: str) -> None:
 
 def _arrays_of(obj: Any) -> dict[str, np.ndarray]:
     if isinstance(obj, MLP):
-        arrays = {"__format__": np.array(_MLP), "__version__": np.array(FORMAT_VERSION, dtype=np.int64),
+        scaled = obj.input_scale is not None
+        arrays = {"__format__": np.array(_MLP), "__version__": np.array(2 if scaled else 1, dtype=np.int64),
                   "__sizes__": np.array(obj.sizes, dtype=np.int64), "__hidden__": np.array(obj.hidden),
                   "__output__": np.array(obj.output), "__dtype__": np.array(np.dtype(obj.dtype).name)}
+        if scaled:
+            arrays["__input_scale__"] = np.asarray(obj.input_scale)
         for k, v in obj.state_dict().items():
             if not np.isfinite(v).all():
                 raise ValueError(f"model_or_state: parameter {k} holds NaN or infinity (did training diverge?)")
             arrays[k] = v
         return arrays
     if isinstance(obj, dict):
-        arrays = {"__format__": np.array(_STATE), "__version__": np.array(FORMAT_VERSION, dtype=np.int64)}
+        arrays = {"__format__": np.array(_STATE), "__version__": np.array(1, dtype=np.int64)}
         for k, v in obj.items():
             _check_key(k, "model_or_state")
             arrays[k] = _numeric(v, f"model_or_state[{k!r}]")
         return arrays
     raise TypeError(f"model_or_state: expected an MLP or a dict of arrays, got {type(obj).__name__}")
+
+
+def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, arr in arrays.items():
+            with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
 
 
 def save(model_or_state: MLP | dict, path: str | os.PathLike, *, meta: dict | None = None) -> Path:
@@ -133,95 +185,83 @@ def save(model_or_state: MLP | dict, path: str | os.PathLike, *, meta: dict | No
     Parameters
     ----------
     model_or_state : MLP or dict of str -> array_like
-        An MLP is stored with its sizes, activations and dtype so :func:`load`
+        An MLP is stored with its sizes, activations, dtype and ``input_scale`` so :func:`load`
         rebuilds it; a dict (e.g. ``model.state_dict()``) loads back as a dict.
         Arrays keep their dtype, so a round trip is bit-exact.
     path : str or os.PathLike
-        The file to write, used as given (no ``.npz`` suffix is added).  Its
-        directory must exist.  An existing file is replaced atomically.
+        The file to write, used as given (no ``.npz`` suffix is added).  Its folder must
+        exist.  An existing file is replaced atomically; a symbolic link is written through
+        (its target is replaced, the link stays).
     meta : dict, optional
-        Extra values (str, numbers, numeric arrays) stored beside the weights,
-        e.g. ``{"input_scale": 1 / 16}`` for the ``predict`` command.
+        Extra values (str, numbers, numeric arrays) stored beside the weights.  Two names
+        are checked because they mean something: ``input_range`` ``[lo, hi]``, the range of
+        the training inputs, which ``predict`` enforces, and ``input_scale``, the older
+        spelling of ``MLP(..., input_scale=...)``.
 
     Returns
     -------
     pathlib.Path
-        The path written.
+        The path written (as given: the link, for a link).
 
     Raises
     ------
     TypeError
         ``model_or_state`` is neither an MLP nor a dict, a value is not numeric, a key is not a str.
     ValueError
-        A value holds NaN or infinity, a key is empty or starts with ``__``, or ``path`` is a directory.
-    OSError
-        The directory is missing or not writable (the target is left untouched).
+        A value holds NaN or infinity, a key is empty or starts with ``__``, ``meta['input_range']``
+        is not ``[lo, hi]``, ``meta['input_scale']`` has the wrong shape or contradicts the model's.
+    tinygrad_mlp.files.OutputPathError
+        A ``ValueError`` naming ``path``: its folder is missing or not writable, it names a
+        folder, or a file stands where a folder is needed.  Checked before anything is written.
+    tinygrad_mlp.files.OutputWriteError
+        An ``OSError`` naming ``path``: the write failed (a full disk); the old file is unchanged.
     """
-    p = _check_path(path)
+    raw = _check_path_type(path)
+    check_output_path(raw, "path")
     arrays = _arrays_of(model_or_state)
-    arrays.update(_meta_arrays(meta))
-    if p.is_dir():
-        raise ValueError(f"path: expected a file name, got the directory {str(p)!r}")
-    directory = p.parent
-    # The temp file must live in the target's directory: os.replace is atomic only within one file system.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for key, arr in arrays.items():
-                    with zf.open(key + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, arr, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode(p))
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-    return p
-
-
-def _default_mode(p: Path) -> int:
-    """Keep an existing file's permissions; a new file gets 0o666 minus the umask, as open() would give."""
-    try:
-        return p.stat().st_mode & 0o777
-    except OSError:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; some platforms and file systems cannot open a directory."""
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    arrays.update(_meta_arrays(meta, model_or_state))
+    atomic_write(raw, lambda fh: _write_npz(fh, arrays), "path")
+    return Path(raw)
 
 
 # ----------------------------------------------------------------------------- load
 def _read_archive(p: Path) -> dict[str, np.ndarray]:
     where = repr(str(p))
+    limit = MAX_FILE_BYTES
     try:
         with open(p, "rb") as fh:
-            raw = fh.read()
+            size = os.fstat(fh.fileno())
+            if stat.S_ISREG(size.st_mode) and size.st_size > limit:
+                raise ModelFileError(f"path: {where} is {size.st_size} bytes, more than the {limit}-byte limit "
+                                     f"(tinygrad_mlp.nn.serialize.MAX_FILE_BYTES)")
+            head = fh.read(4)
+            if not head.startswith(b"PK"):  # decided from 4 bytes: /dev/zero is not read on and on
+                what = ("a .npy array" if head.startswith(b"\x93NUM") else
+                        "an empty file" if not head else "not a zip archive")
+                raise ModelFileError(f"path: {where} is not an .npz archive ({what})")
+            raw = head + fh.read(limit + 1 - len(head))
     except FileNotFoundError:
         raise ModelFileNotFoundError(f"path: no such file {where}") from None
     except OSError as e:
         raise ModelFileError(f"path: cannot read {where} ({e.strerror or e})") from None
-    if not raw.startswith(b"PK"):
-        what = "a .npy array" if raw.startswith(b"\x93NUMPY") else ("an empty file" if not raw else "not a zip archive")
-        raise ModelFileError(f"path: {where} is not an .npz archive ({what})")
+    if len(raw) > limit:
+        raise ModelFileError(f"path: {where} goes on past the {limit}-byte limit "
+                             f"(tinygrad_mlp.nn.serialize.MAX_FILE_BYTES); reading stopped there")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            members = zf.infolist()
+    except Exception as e:
+        raise ModelFileError(f"path: {where} is not a readable .npz archive ({type(e).__name__}: {e})") from None
+    seen: dict[str, str] = {}
+    for info in members:
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if key in seen:
+            raise ModelFileError(f"path: {where} holds two members for the entry {key!r} ({seen[key]!r} and "
+                                 f"{info.filename!r}); expected one, so that no copy silently wins")
+        seen[key] = info.filename
+    if sum(info.file_size for info in members) > limit:
+        raise ModelFileError(f"path: {where} unpacks to more than the {limit}-byte limit "
+                             f"(tinygrad_mlp.nn.serialize.MAX_FILE_BYTES)")
     try:
         # Every failure of a damaged archive (bad zip, bad CRC, bad .npy header) is reported as one error.
         npz = np.load(io.BytesIO(raw), allow_pickle=False)
@@ -260,7 +300,26 @@ def _check_value(arr: np.ndarray, name: str, where: str) -> np.ndarray:
     return arr
 
 
-def _build_mlp(arrays: dict, where: str) -> MLP:
+def _scale_from(arrays: dict, meta: dict, d0: int, dtype: np.dtype, where: str) -> np.ndarray | None:
+    """The loaded model's input_scale: the header's, or the older meta spelling's; both must agree."""
+    found = []
+    for entry, value in (("__input_scale__", arrays.get("__input_scale__")),
+                         (_META + "input_scale", meta.get("input_scale"))):
+        if value is None:
+            continue
+        if isinstance(value, str) or value.dtype.kind not in "iuf":
+            raise ModelFileError(f"path: {where} entry {entry!r}: expected numbers, got {value!r}")
+        try:
+            found.append((entry, _input_scale(value, d0, dtype)))
+        except ValueError as e:
+            raise ModelFileError(f"path: {where} entry {entry!r}: {str(e).split(': ', 1)[1]}") from None
+    if len(found) == 2 and not np.array_equal(found[0][1], found[1][1]):
+        raise ModelFileError(f"path: {where} has two different input scales: '__input_scale__' "
+                             f"{found[0][1].tolist()} and '__meta__.input_scale' {found[1][1].tolist()}")
+    return found[0][1] if found else None
+
+
+def _build_mlp(arrays: dict, meta: dict, where: str) -> MLP:
     sizes = arrays.get("__sizes__")
     if sizes is None:
         raise ModelFileError(f"path: {where} has no '__sizes__' entry (the MLP's layer sizes)")
@@ -297,7 +356,9 @@ def _build_mlp(arrays: dict, where: str) -> MLP:
                                  f"got {arr.shape}")
         if arr.dtype != dtype:
             raise ModelFileError(f"path: {where} entry {k!r}: expected dtype {dtype} (the model's), got {arr.dtype}")
-    model = MLP(sizes, hidden=hidden, output=output, weight_init="zeros", bias_init="zeros", dtype=dtype)
+    scale = _scale_from(arrays, meta, sizes[0], dtype, where)
+    model = MLP(sizes, hidden=hidden, output=output, weight_init="zeros", bias_init="zeros", dtype=dtype,
+                input_scale=scale)
     for l, layer in enumerate(model.layers, 1):
         layer.W.data[...] = params[f"W{l}"]
         layer.b.data[...] = params[f"b{l}"]
@@ -306,23 +367,33 @@ def _build_mlp(arrays: dict, where: str) -> MLP:
 
 def load_with_meta(path: str | os.PathLike) -> tuple[MLP | dict, dict]:
     """Like :func:`load`, and also return the ``meta`` dict given to :func:`save` (str or ndarray values)."""
-    p = _check_path(path)
-    where = repr(str(p))
+    raw = _check_path_type(path)
+    if raw == "" or "\0" in raw:
+        raise ModelFileError(f"path: expected a file name (non-empty, no NUL byte), got {raw!r}")
+    p = Path(raw)
+    where = repr(raw)
     arrays = _read_archive(p)
-    meta = {k[len(_META):]: (str(v.item()) if v.dtype.kind == "U" else v)
+    meta = {k[len(_META):]: (str(v.item()) if v.dtype.kind == "U" and v.shape == () else v)
             for k, v in arrays.items() if k.startswith(_META)}
     arrays = {k: v for k, v in arrays.items() if not k.startswith(_META)}
+    if "input_range" in meta:
+        try:
+            if isinstance(meta["input_range"], str):
+                raise ValueError(f"expected [lo, hi], two numbers, got the str {meta['input_range']!r}")
+            _input_range(meta["input_range"])
+        except ValueError as e:
+            raise ModelFileError(f"path: {where} entry '__meta__.input_range': {e}") from None
     if "__format__" not in arrays:  # a plain np.savez archive of arrays
         return {k: _check_value(v, k, where) for k, v in arrays.items()}, meta
     fmt = _header_str(arrays, "__format__", where)
     version = arrays.get("__version__")
     if version is None or version.dtype.kind not in "iu" or version.shape != ():
         raise ModelFileError(f"path: {where} has no integer '__version__' entry")
-    if int(version) > FORMAT_VERSION:
+    if not 1 <= int(version) <= FORMAT_VERSION:
         raise ModelFileError(f"path: {where} has format version {int(version)}; this tinygrad_mlp reads "
-                             f"up to {FORMAT_VERSION}")
+                             f"versions 1 to {FORMAT_VERSION}")
     if fmt == _MLP:
-        return _build_mlp(arrays, where), meta
+        return _build_mlp(arrays, meta, where), meta
     if fmt == _STATE:
         return {k: _check_value(v, k, where) for k, v in arrays.items() if not k.startswith("__")}, meta
     raise ModelFileError(f"path: {where} entry '__format__': expected {_MLP!r} or {_STATE!r}, got {fmt!r}")
@@ -338,17 +409,21 @@ def load(path: str | os.PathLike) -> MLP | dict:
     Returns
     -------
     MLP or dict of str -> ndarray
-        An MLP with the saved architecture and bit-identical parameters, or
-        the saved dict (a plain ``np.savez`` archive also loads as a dict).
+        An MLP with the saved architecture, ``input_scale`` and bit-identical parameters, so it
+        predicts what the saved one predicted, or the saved dict (a plain ``np.savez`` archive
+        also loads as a dict).  A file written with ``meta={"input_scale": c}`` gives an MLP with
+        ``input_scale=c``.
 
     Raises
     ------
     ModelFileNotFoundError
         No file at ``path`` (also a ``FileNotFoundError`` and a ``ValueError``).
     ModelFileError
-        A ``ValueError`` naming the path and the problem: not an ``.npz``,
-        damaged bytes, an object array (refused: loading uses ``allow_pickle=False``),
-        missing entries, shapes or dtypes that do not match the architecture, NaN.
+        A ``ValueError`` naming the path and the problem: not an ``.npz``, damaged bytes,
+        more than :data:`MAX_FILE_BYTES`, two members of one name, an unknown format version,
+        an object array (refused: loading uses ``allow_pickle=False``), missing entries,
+        shapes or dtypes that do not match the architecture, NaN, a malformed ``input_scale``
+        or ``input_range``, a path with a NUL byte.
     TypeError
         ``path`` is not a str or path.
     """

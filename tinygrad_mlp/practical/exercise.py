@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import numbers
+import os
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ from ..autograd import functional as F
 from . import reference
 from ..nn.layers import MLP
 from ..nn.optim import SGD
+from .result import ExampleStep, StepResult
 
 __all__ = ["Spec", "SpecError", "ExerciseMismatchError", "BUILTINS", "builtin", "load_spec", "parse_spec",
-           "run_step", "build_model"]
+           "run_step", "build_model", "worked_solution", "solution_for", "StepResult", "ExampleStep"]
 
 REQUIRED = ("layers", "hidden", "output", "loss", "weights", "biases", "learning_rate", "examples")
 # Autograd vs hand-written: the same arithmetic in another order, so they differ by rounding only.
@@ -129,9 +131,21 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"spec: {str(p)!r} is not valid JSON ({e})") from None
     except ValueError as e:
         raise SpecError(f"spec: {e}") from None
+    except RecursionError:
+        raise SpecError(f"spec: {str(p)!r} nests too deeply to read (a spec is at most 4 levels deep)") from None
     spec = parse_spec(raw)
-    spec.name = p.stem
+    if spec.name == "spec":  # an exercise --json document keeps the name it was written with
+        spec.name = p.stem
     return spec
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxlong, _REPR.maxstring, _REPR.maxother = 3, 8, 8, 24, 40, 40
+
+
+def _r(v: Any) -> str:
+    """A short repr for messages: a spec nested 100,000 deep or a 400-digit integer stays one line."""
+    return _REPR.repr(v)
 
 
 def _reject_constant(name: str):
@@ -140,16 +154,21 @@ def _reject_constant(name: str):
 
 def _number(v: Any, where: str) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise SpecError(f"{where}: expected a number, got {v!r}")
-    v = float(v)
+        raise SpecError(f"{where}: expected a number, got {_r(v)}")
+    try:
+        v = float(v)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        what = (f"an integer of about {int(abs(int(v)).bit_length() * 0.30103) + 1} digits"
+                if isinstance(v, numbers.Integral) else "a larger number")
+        raise SpecError(f"{where}: expected a number within float64's range (|v| < 1.8e308), got {what}") from None
     if not math.isfinite(v):
-        raise SpecError(f"{where}: expected a finite number, got {v!r}")
+        raise SpecError(f"{where}: expected a finite number, got {_r(v)}")
     return v
 
 
 def _vector(v: Any, n: int, where: str) -> np.ndarray:
     if not isinstance(v, (list, tuple)):
-        raise SpecError(f"{where}: expected a list of {n} numbers, got {v!r}")
+        raise SpecError(f"{where}: expected a list of {n} numbers, got {_r(v)}")
     if len(v) != n:
         raise SpecError(f"{where}: expected {n} numbers, got {len(v)}")
     return np.array([_number(e, f"{where}[{i}]") for i, e in enumerate(v)], dtype=np.float64)
@@ -165,14 +184,55 @@ def _matrix(v: Any, rows: int, cols: int, where: str) -> np.ndarray:
 def _choice(raw: dict, key: str, options) -> str:
     v = raw[key]
     if not isinstance(v, str) or v not in options:  # a list or dict would make `in` raise TypeError
-        raise SpecError(f"{key}: expected one of {sorted(options)}, got {v!r}")
+        raise SpecError(f"{key}: expected one of {sorted(options)}, got {_r(v)}")
     return v
 
 
+# What ``exercise --json`` adds to a spec (see result.StepResult.to_json): read back, these are set aside.
+RESULT_FIELDS = ("name", "title", "loss_name", "initial", "grad_W", "grad_b", "W", "b")
+RESULT_EXAMPLE_FIELDS = ("z", "h", "output", "loss", "dz", "dh", "grad_W", "grad_b")
+
+
+def _spec_of_result(raw: dict) -> tuple[dict, str | None, str | None]:
+    """The spec inside an ``exercise --json`` document: ``loss_name`` names the loss (its ``loss`` is the value)."""
+    unknown = sorted(set(raw) - set(REQUIRED) - set(RESULT_FIELDS))
+    if unknown:
+        raise SpecError(f"{unknown[0]}: unknown field (an exercise --json document has "
+                        f"{', '.join(REQUIRED + RESULT_FIELDS)})")
+    spec = {k: raw[k] for k in REQUIRED if k in raw and k != "loss"}
+    spec["loss"] = raw["loss_name"]
+    initial = raw.get("initial")
+    for key, old in (("weights", "W"), ("biases", "b")):  # documents written before weights/biases were added
+        if key not in spec and isinstance(initial, dict) and old in initial:
+            spec[key] = initial[old]
+    ex = spec.get("examples")
+    if isinstance(ex, list):
+        keep = []
+        for i, e in enumerate(ex):
+            if isinstance(e, dict):
+                extra = sorted(set(e) - {"x", "y"} - set(RESULT_EXAMPLE_FIELDS))
+                if extra:
+                    raise SpecError(f"examples[{i}].{extra[0]}: unknown field")
+                e = {k: e[k] for k in ("x", "y") if k in e}
+            keep.append(e)
+        spec["examples"] = keep
+    name, title = raw.get("name"), raw.get("title")
+    return spec, (name if isinstance(name, str) and name else None), (title if isinstance(title, str) else None)
+
+
 def parse_spec(raw: Any) -> Spec:
-    """Validate a spec dict; every error names its field."""
+    """Validate a spec dict; every error names its field.
+
+    An ``exercise --json`` document (it has ``loss_name``) is read as the spec it was computed
+    from: its computed fields are set aside, and its name and title are kept.
+    """
     if not isinstance(raw, dict):
         raise SpecError(f"spec: expected a JSON object, got {type(raw).__name__}")
+    if "loss_name" in raw:
+        inner, name, title = _spec_of_result(raw)
+        spec = parse_spec(inner)
+        spec.name, spec.title = name or spec.name, title or spec.title
+        return spec
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         raise SpecError(f"{missing[0]}: missing field (a spec needs {', '.join(REQUIRED)})")
@@ -182,7 +242,7 @@ def parse_spec(raw: Any) -> Spec:
     layers = raw["layers"]
     if (not isinstance(layers, list) or len(layers) < 2
             or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in layers)):
-        raise SpecError(f"layers: expected a list of at least two positive ints (input first), got {layers!r}")
+        raise SpecError(f"layers: expected a list of at least two positive ints (input first), got {_r(layers)}")
     if len(layers) - 1 > MAX_LAYERS or max(layers) > MAX_UNITS:
         raise SpecError(f"layers: expected at most {MAX_LAYERS} weight layers of at most {MAX_UNITS} units each "
                         f"(a worked solution prints every matrix), got {len(layers) - 1} layers, the largest "
@@ -209,17 +269,17 @@ def parse_spec(raw: Any) -> Spec:
                              else _vector(v[l], layers[l + 1], where))
         else:
             raise SpecError(f"{key}: expected one number for all, or a list of {L} per-layer "
-                            f"{'matrices' if key == 'weights' else 'vectors'}, got {v!r:.80}")
+                            f"{'matrices' if key == 'weights' else 'vectors'}, got {_r(v):.80}")
     lr = _number(raw["learning_rate"], "learning_rate")
     if lr <= 0:
         raise SpecError(f"learning_rate: expected a positive number, got {lr!r}")
     ex = raw["examples"]
     if not isinstance(ex, list) or not ex:
-        raise SpecError(f"examples: expected a non-empty list of {{'x': [...], 'y': [...]}}, got {ex!r:.80}")
+        raise SpecError(f"examples: expected a non-empty list of {{'x': [...], 'y': [...]}}, got {_r(ex):.80}")
     X, Y = [], []
     for i, e in enumerate(ex):
         if not isinstance(e, dict) or set(e) != {"x", "y"}:
-            raise SpecError(f"examples[{i}]: expected an object with exactly 'x' and 'y', got {e!r:.80}")
+            raise SpecError(f"examples[{i}]: expected an object with exactly 'x' and 'y', got {_r(e):.80}")
         X.append(_vector(e["x"], layers[0], f"examples[{i}].x"))
         y = _vector(e["y"], layers[-1], f"examples[{i}].y")
         if loss == "cross_entropy" and (np.any(y < 0) or not np.isclose(y.sum(), 1.0)):
@@ -236,16 +296,38 @@ def build_model(spec: Spec) -> MLP:
     return model
 
 
-def _lists(arrays) -> list:
-    return [np.asarray(a).tolist() for a in arrays]
-
-
 def _compare(name: str, got, want, scale=None) -> None:
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     scale = np.abs(want) if scale is None else np.maximum(np.abs(want), scale)
-    if got.shape != want.shape or not np.all(np.abs(got - want) <= MATCH_ATOL + MATCH_RTOL * scale):
+    # A bound that overflowed (0 · inf gives NaN) bounds nothing; exact agreement always passes (−0.0 == 0.0).
+    scale = np.nan_to_num(scale, nan=np.inf)
+    if got.shape != want.shape or not np.all((got == want) | (np.abs(got - want) <= MATCH_ATOL + MATCH_RTOL * scale)):
         raise ExerciseMismatchError(f"{name}: autograd gives {got.tolist()}, the hand-written backprop "
                                     f"gives {want.tolist()}")
+
+
+def _too_large(spec: Spec, what: str, value=None) -> SpecError:
+    """A finite spec whose step overflows float64: name the field most likely at fault (the largest)."""
+    mags = {"weights": max(float(np.max(np.abs(w))) for w in spec.W),
+            "biases": max(float(np.max(np.abs(c))) for c in spec.b)}
+    for i, (x, y) in enumerate(zip(spec.X, spec.Y)):
+        mags[f"examples[{i}].x"] = float(np.max(np.abs(x)))
+        mags[f"examples[{i}].y"] = float(np.max(np.abs(y)))
+    field = "learning_rate" if what.startswith(("W[", "b[")) else max(mags, key=mags.get)
+    got = "" if value is None else f" to {_bad_value(value)}"
+    largest = ", ".join(f"{k} {v:.3g}" for k, v in mags.items() if k == field or not k.startswith("examples"))
+    return SpecError(f"{field}: too large for a float64 step: {what} overflows{got} (largest magnitudes: "
+                     f"{largest}, learning_rate {spec.learning_rate:.3g}); expected values whose step stays finite")
+
+
+def _bad_value(a) -> str:
+    a = np.asarray(a, dtype=np.float64)
+    return "NaN" if np.isnan(a).any() else "infinity"
+
+
+def _finite(spec: Spec, name: str, a) -> None:
+    if not np.all(np.isfinite(a)):
+        raise _too_large(spec, name, a)
 
 
 def _error_scales(spec: Spec, x: np.ndarray, y: np.ndarray) -> dict:
@@ -282,67 +364,165 @@ def _error_scales(spec: Spec, x: np.ndarray, y: np.ndarray) -> dict:
             "db": sd, "loss": loss}
 
 
-def run_step(spec: Spec) -> dict:
+def run_step(spec: Spec) -> StepResult:
     """One SGD (one example) or batch gradient-descent (several) step, with every intermediate.
 
-    Returns a JSON-ready dict:
+    Every number is computed with the autograd MLP and checked against the hand-written backprop
+    (:mod:`~tinygrad_mlp.practical.reference`) first; a disagreement raises
+    :class:`ExerciseMismatchError`.  A finite spec whose step overflows float64 raises
+    :class:`SpecError` naming the field at fault, never a result with inf or NaN in it.
 
-    - ``loss``: the total loss; ``learning_rate``;
-    - ``initial``: ``W`` and ``b`` before the step;
-    - ``examples``: per example ``x``, ``y``, ``z``, ``h`` (layers 1..L, ``h[-1]``
-      the output), ``output``, ``loss``, ``dz`` (∂L/∂z^[l] = δ^[l]), ``dh``
-      (∂L/∂h^[l]), ``grad_W``, ``grad_b``;
-    - ``grad_W``, ``grad_b``: the summed gradient; ``W``, ``b``: after the update.
+    Returns
+    -------
+    StepResult
+        Per example ``z``, ``h``, ``output``, ``loss``, ``dz`` (δ^[l]), ``dh``, ``grad_W``,
+        ``grad_b``; the summed ``grad_W``, ``grad_b``; ``W``, ``b`` after the update; the spec.
+        ``to_json()`` is what ``exercise --json`` prints.
     """
+    # Overflow is checked explicitly below and reported as a SpecError; NumPy's warnings would only
+    # add noise on stderr before that one line.
+    with np.errstate(all="ignore"):
+        return _run_step(spec)
+
+
+def _run_step(spec: Spec) -> StepResult:
     model = build_model(spec)
     params = model.parameters()
+    L = len(spec.W)
     examples, scales = [], []
     for i, (x, y) in enumerate(zip(spec.X, spec.Y)):
         model.zero_grad()
-        zs, hs = model.trace(x)
-        loss = (F.cross_entropy(zs[-1], y) if spec.loss == "cross_entropy" else F.squared_error(hs[-1], y))
+        try:
+            zs, hs = model.trace(x)
+            loss = (F.cross_entropy(zs[-1], y) if spec.loss == "cross_entropy" else F.squared_error(hs[-1], y))
+        except ValueError:  # the model refuses a forward pass that overflowed (it names x)
+            raise _too_large(spec, f"the forward pass of examples[{i}]") from None
+        _finite(spec, f"the loss of examples[{i}]", loss.data)
         loss.backward()
+        rec = {"z": [z.data.copy() for z in zs], "h": [h.data.copy() for h in hs], "loss": float(loss.data),
+               "dz": [z.grad.copy() for z in zs], "dh": [None if h.grad is None else h.grad.copy() for h in hs],
+               "grad_W": [p.grad.copy() for p in params[0::2]], "grad_b": [p.grad.copy() for p in params[1::2]]}
+        for key in ("z", "h", "dz", "dh", "grad_W", "grad_b"):
+            for l in range(L):
+                if rec[key][l] is not None:  # softmax + cross-entropy: ∂L/∂p is not on the graph (below)
+                    _finite(spec, f"examples[{i}].{key}[{l}]", rec[key][l])
         ref = reference.backward(spec.W, spec.b, x, y, spec.hidden, spec.output, spec.loss)
         sc = _error_scales(spec, x, y)
         scales.append(sc)
-        rec = {"x": x.tolist(), "y": y.tolist(), "z": _lists(z.data for z in zs), "h": _lists(h.data for h in hs),
-               "output": hs[-1].data.tolist(), "loss": float(loss.data),
-               "dz": _lists(z.grad for z in zs), "dh": _lists(h.grad for h in hs),
-               "grad_W": _lists(p.grad for p in params[0::2]), "grad_b": _lists(p.grad for p in params[1::2])}
         for key, rkey in (("z", "z"), ("h", "h"), ("dz", "delta"), ("grad_W", "dW"), ("grad_b", "db")):
-            for l in range(len(spec.W)):
+            for l in range(L):
                 _compare(f"examples[{i}].{key}[{l}]", rec[key][l], ref[rkey][l], sc[rkey][l])
         # ∂L/∂p for softmax + cross-entropy is −y/p, which the autograd graph never forms
         # (it differentiates logsumexp directly); the hand-written value is reported.
-        for l in range(len(spec.W)):
-            if not (spec.output == "softmax" and l == len(spec.W) - 1):
+        for l in range(L):
+            if not (spec.output == "softmax" and l == L - 1):
                 _compare(f"examples[{i}].dh[{l}]", rec["dh"][l], ref["dh"][l], sc["dh"][l])
-        rec["dh"][-1] = ref["dh"][-1].tolist()
+        dhL = np.asarray(ref["dh"][-1], dtype=np.float64)
+        if spec.output == "softmax":
+            # −y ⊘ p: 0 where y_k = 0 (even where p_k underflowed to 0); −y_k/p_k can exceed float64
+            # (p_k < 1e-308) and is then −inf, the one value shown out of range: the step never uses it.
+            dhL = np.where(y == 0, 0.0, dhL)
+        else:
+            _finite(spec, f"examples[{i}].dh[{L - 1}]", dhL)
+        rec["dh"][-1] = dhL
         _compare(f"examples[{i}].loss", rec["loss"], ref["loss"], sc["loss"])
-        examples.append(rec)
+        examples.append(ExampleStep(x=x.copy(), y=y.copy(), z=tuple(rec["z"]), h=tuple(rec["h"]),
+                                    output=rec["h"][-1], loss=rec["loss"], dz=tuple(rec["dz"]),
+                                    dh=tuple(rec["dh"]), grad_W=tuple(rec["grad_W"]), grad_b=tuple(rec["grad_b"])))
     # The step itself: one backward of the summed loss, one SGD update.
     model.zero_grad()
     X, Y = np.stack(spec.X), np.stack(spec.Y)
-    total = model.loss(X, Y, spec.loss, reduction="sum")
+    try:
+        total = model.loss(X, Y, spec.loss, reduction="sum")
+    except ValueError:
+        raise _too_large(spec, "the forward pass of the batch") from None
+    _finite(spec, "the summed loss", total.data)
     total.backward()
-    grad_W = _lists(p.grad for p in params[0::2])
-    grad_b = _lists(p.grad for p in params[1::2])
+    grad_W = [p.grad.copy() for p in params[0::2]]
+    grad_b = [p.grad.copy() for p in params[1::2]]
+    for l in range(L):
+        _finite(spec, f"grad_W[{l}]", grad_W[l])
+        _finite(spec, f"grad_b[{l}]", grad_b[l])
     ref = reference.batch_backward(spec.W, spec.b, spec.X, spec.Y, spec.hidden, spec.output, spec.loss)
     lr = spec.learning_rate
     SGD(params, lr=lr).step()
     W_new, b_new = reference.sgd_update(spec.W, spec.b, ref["dW"], ref["db"], lr)
-    for l in range(len(spec.W)):
+    W_out = [layer.W.data.copy() for layer in model.layers]
+    b_out = [layer.b.data.copy() for layer in model.layers]
+    for l in range(L):
+        _finite(spec, f"W[{l}] after the update", W_out[l])
+        _finite(spec, f"b[{l}] after the update", b_out[l])
         s_dW, s_db = sum(sc["dW"][l] for sc in scales), sum(sc["db"][l] for sc in scales)
         _compare(f"grad_W[{l}]", grad_W[l], ref["dW"][l], s_dW)
         _compare(f"grad_b[{l}]", grad_b[l], ref["db"][l], s_db)
-        _compare(f"W[{l}]", model.layers[l].W.data, W_new[l], np.abs(spec.W[l]) + lr * s_dW)
-        _compare(f"b[{l}]", model.layers[l].b.data, b_new[l], np.abs(spec.b[l]) + lr * s_db)
-    return {
-        "name": spec.name, "title": spec.title,
-        "layers": list(spec.layers), "hidden": spec.hidden, "output": spec.output, "loss_name": spec.loss,
-        "learning_rate": spec.learning_rate,
-        "initial": {"W": _lists(spec.W), "b": _lists(spec.b)},
-        "loss": float(total.data), "examples": examples,
-        "grad_W": grad_W, "grad_b": grad_b,
-        "W": _lists(layer.W.data for layer in model.layers), "b": _lists(layer.b.data for layer in model.layers),
-    }
+        _compare(f"W[{l}]", W_out[l], W_new[l], np.abs(spec.W[l]) + lr * s_dW)
+        _compare(f"b[{l}]", b_out[l], b_new[l], np.abs(spec.b[l]) + lr * s_db)
+    return StepResult(spec=spec, examples=tuple(examples), loss=float(total.data), grad_W=tuple(grad_W),
+                      grad_b=tuple(grad_b), W=tuple(W_out), b=tuple(b_out))
+
+
+def worked_solution(model, X, Y, loss: str = "squared_error", learning_rate: float = 0.1,
+                    digits: int = 4, title: str = ""):
+    """The worked solution of one step of ``model`` on inputs ``X`` and targets ``Y``.
+
+    One example (``X`` a vector, or one row) gives an SGD step; several rows give
+    one gradient-descent step on the summed loss.  The model is left unchanged:
+    its parameters are copied into a spec (via ``state_dict``), validated by
+    :func:`parse_spec` and run by :func:`run_step`.
+
+    Parameters
+    ----------
+    model : MLP
+    X : array_like, shape (d₀,) or (n, d₀)
+        One example as a vector, as ``model.loss`` takes it, or one per row.
+    Y : array_like, shape (d_L,) or (n, d_L); or integer class labels, shape (n,), one-hot encoded
+    loss : {"squared_error", "cross_entropy"}
+    learning_rate : float
+        η.
+    digits : int
+        Significant digits printed.
+
+    Returns
+    -------
+    WorkedSolution
+    """
+    from .render import WorkedSolution, _check_digits
+
+    if not isinstance(model, MLP):
+        raise TypeError(f"model: expected a tinygrad_mlp.nn.MLP, got {type(model).__name__}")
+    _check_digits(digits)
+    Xa = np.asarray(X, dtype=np.float64)
+    if Xa.ndim == 1:
+        Xa = Xa[None, :]
+    n_out = model.sizes[-1]
+    Ya = np.asarray(Y)
+    # Integer labels, one per example (a 1-D Y whose length is the number of examples); a 1-D Y of
+    # d_L numbers beside one example is that example's target vector, as model.loss reads it.
+    if Ya.dtype.kind in "iu" and Ya.ndim <= 1 and n_out > 1 and Ya.size == len(Xa):
+        labels = Ya.reshape(-1)
+        if labels.min() < 0 or labels.max() >= n_out:
+            raise ValueError(f"Y: class labels must lie in [0, {n_out}), got {labels.tolist()}")
+        Ya = np.eye(n_out)[labels]
+    Ya = np.asarray(Ya, dtype=np.float64)
+    if Ya.ndim == 1:
+        Ya = Ya[None, :]
+    if Xa.ndim != 2 or Ya.ndim != 2 or len(Xa) != len(Ya):
+        raise ValueError(f"X, Y: expected the same number of examples (rows), got shapes {np.shape(X)} and "
+                         f"{np.shape(Y)}")
+    sd = model.state_dict()
+    L = model.n_layers
+    raw = {"layers": list(model.sizes), "hidden": model.hidden, "output": model.output, "loss": loss,
+           "weights": [sd[f"W{l}"].tolist() for l in range(1, L + 1)],
+           "biases": [sd[f"b{l}"].tolist() for l in range(1, L + 1)],
+           "learning_rate": learning_rate,
+           "examples": [{"x": x.tolist(), "y": y.tolist()} for x, y in zip(Xa, Ya)]}
+    spec = parse_spec(raw)
+    spec.name, spec.title = "model", title or "Worked solution: one training step"
+    return WorkedSolution(run_step(spec), digits)
+
+
+def solution_for(spec: Spec, digits: int = 4):
+    """The worked solution of a :class:`Spec` (runs :func:`run_step`)."""
+    from .render import WorkedSolution
+
+    return WorkedSolution(run_step(spec), digits)

@@ -92,24 +92,36 @@ def tape_dot(spec, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_graph(spec, path, render: bool = True) -> list[str]:
-    """Write the step's tape to ``path`` (DOT); also ``path`` with ``.svg`` if ``dot`` is on the PATH.
+INSTALL_DOT = ("an SVG of it needs Graphviz's `dot`, which is not installed (Debian/Ubuntu: "
+               "apt-get install graphviz; macOS: brew install graphviz; or render it at any DOT viewer)")
 
-    Returns the paths written.
+
+def write_graph(spec, path, render: bool = True) -> list[str]:
+    """Write the step's tape to ``path`` (DOT, atomically); also ``path`` with ``.svg`` if ``dot`` is on the PATH.
+
+    Returns one line per outcome for the user: ``wrote PATH`` for each file written, and, when
+    ``dot`` is missing, that an SVG needs it and how to install it.
     """
+    from ..files import atomic_write_text
     from .exercise import SpecError
 
     p = Path(path)
     text = tape_dot(spec, title=f"tape of one step: {spec.name}")
     try:
-        p.write_text(text, encoding="utf-8")
+        atomic_write_text(p, text, "--graph")
     except OSError as e:
         raise SpecError(f"--graph: cannot write {str(p)!r} ({e.strerror or e})") from None
-    written = [str(p)]
+    notes = [f"wrote {p}"]
+    if not render:
+        return notes
     dot = shutil.which("dot")
-    if render and dot:
-        svg = p.with_suffix(".svg")
-        done = subprocess.run([dot, "-Tsvg", str(p), "-o", str(svg)], capture_output=True, text=True)
-        if done.returncode == 0:
-            written.append(str(svg))
-    return written
+    if dot is None:
+        notes.append(f"note: {INSTALL_DOT}; then: dot -Tsvg {p} -o {p.with_suffix('.svg')}")
+        return notes
+    svg = p.with_suffix(".svg")
+    done = subprocess.run([dot, "-Tsvg", str(p), "-o", str(svg)], capture_output=True, text=True)
+    if done.returncode == 0:
+        notes.append(f"wrote {svg}")
+    else:
+        notes.append(f"note: dot could not render {p}: {done.stderr.strip()[:200]}")
+    return notes

@@ -1,8 +1,14 @@
-"""A shared SGD training loop: per-example or mini-batch, with learning curves and a divergence check.
+"""The one training loop: epochs, shuffles, divergence, learning curves, progress, timing.
+
+Everything that trains in this project goes through :func:`run_epochs`: :func:`train`, the
+scikit-learn estimators, and every row of the digits benchmark (the hand-written NumPy and
+PyTorch rows bring their own inner loop, so that they stay independent baselines, and still get
+the same timer, curve and progress line).  What changes from one caller to the next is the part
+inside an epoch, an object with ``run(idx)``: :class:`Steps` is the one for an :class:`MLP`.
 
 One step on a batch B of examples (B = one example for per-example SGD)::
 
-    forward   h^[0] = x,  z^[l] = W^[l] h^[l−1] + b^[l],  h^[l] = g(z^[l])
+    forward   h^[0] = x,  z^[l] = W^[l] h^[l−1] + b^[l],  h^[l] = g(z^[l])   (MLP.forward_logits)
     loss      L_B = Σ_{i∈B} L(x_i, y_i)            (reduction="sum", the practical's batch loss)
               L_B = (1/|B|) Σ_{i∈B} L(x_i, y_i)    (reduction="mean", scikit-learn's)
     update    θ ← θ − η ∂L_B/∂θ                     (or whatever ``optimizer.step()`` does)
@@ -10,37 +16,43 @@ One step on a batch B of examples (B = one example for per-example SGD)::
 With one example per batch the two reductions are the same step.  An epoch
 visits every example once, in an order drawn afresh each epoch (a seeded
 ``numpy.random.Generator``, or any order the caller supplies, e.g. the one
-scikit-learn would draw: :func:`tinygrad_mlp.sklearn_compat.sklearn_epoch_order`).
+scikit-learn would draw: :func:`tinygrad_mlp.training.sklearn_compat.sklearn_epoch_order`).
+A step may be eager (the tape) or a replay captured by :func:`tinygrad_mlp.compiler.compile`
+(``compiled="exact"``, bit-identical weights, or ``"fused"``, equal to rounding).
 
 The learning curve ``History.loss`` holds, per epoch, the mean per-example loss
 of the steps taken during that epoch, each measured *before* its update; this
 is what scikit-learn's ``loss_curve_`` records, so the two curves compare
 directly.
 
-Divergence: the loss of every step is checked before its gradient is applied.
-A loss that is not finite stops training with :class:`DivergenceError` naming
-the epoch and the step (``on_divergence="raise"``, the default), or with a
-:class:`DivergenceWarning` (``on_divergence="warn"``).  Either way the update
-of the offending step is never applied, so the weights stay at their last
-finite values; should an earlier update have overflowed the weights while the
-loss stayed finite, they are restored to their values at the start of the
-epoch (the weights are also checked at the end of every epoch).
+Divergence: the loss of every step is checked.  A loss that is not finite stops training with
+:class:`DivergenceError` (a ``ValueError``, as scikit-learn's "Solver produced non-finite
+parameter weights" is) naming the epoch and the step (``on_divergence="raise"``, the default),
+or with a :class:`DivergenceWarning` (``on_divergence="warn"``).  Either way the weights stay at
+their last finite values: those after the last step whose update left every weight finite.
+An eager step checks its loss before its update, so that update is never applied; where the
+update already happened (a compiled replay applies it in the same call), or where an earlier
+update overflowed the weights while its loss was still finite, the loop goes back to the start
+of the epoch (weights and optimiser state, kept once per epoch) and replays the epoch's steps
+eagerly, checking the weights after each, up to the last finite one.  Nothing is copied per step
+on the way; the replay costs time only when training has diverged.
 
 Public API
 ----------
-:func:`train` (the loop), :class:`History` (what it returns),
+:func:`train` (the loop for an MLP), :func:`run_epochs` (the loop itself), :class:`Steps` (an
+MLP's steps, eager or compiled), :class:`History` (what they return),
 :func:`predict` / :func:`accuracy` (argmax of z^[L], no tape),
 :class:`DivergenceError`, :class:`DivergenceWarning`, :func:`progress_bar`.
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -49,14 +61,21 @@ from ..nn.layers import MLP
 from ..nn.optim import SGD
 from ..autograd.tensor import Tensor, _new, no_grad
 
-__all__ = ["train", "History", "predict", "accuracy", "DivergenceError", "DivergenceWarning", "progress_bar",
-           "ON_DIVERGENCE"]
+from .progress import LineProgress, progress_bar
+
+__all__ = ["train", "run_epochs", "Steps", "History", "predict", "accuracy", "DivergenceError",
+           "DivergenceWarning", "progress_bar", "ON_DIVERGENCE", "COMPILED"]
 
 ON_DIVERGENCE = ("raise", "warn")
+COMPILED = (None, "exact", "fused")
 
 
-class DivergenceError(FloatingPointError):
-    """The training loss stopped being finite.  ``epoch`` and ``step`` are 1-based."""
+class DivergenceError(ValueError, FloatingPointError):
+    """The training loss (or the weights) stopped being finite.  ``epoch`` and ``step`` are 1-based.
+
+    A ``ValueError``, as scikit-learn's "Solver produced non-finite parameter weights" is, so code
+    written for scikit-learn's estimators catches it; still a ``FloatingPointError`` too.
+    """
 
     def __init__(self, message: str, epoch: int, step: int) -> None:
         super().__init__(message)
@@ -79,7 +98,7 @@ class History:
     val_accuracy : list of float
         Per epoch, the accuracy on ``(X_val, y_val)`` after the epoch (empty without them).
     epochs : int
-        Epochs completed.
+        Epochs completed (their losses are in ``loss``).
     steps : int
         Parameter updates applied.
     seconds : float
@@ -126,39 +145,6 @@ def accuracy(model: MLP, X, y) -> float:
     return float(np.mean(pred == y))
 
 
-# ------------------------------------------------------------------------------- progress
-class _LineProgress:
-    """The fallback when tqdm is missing: one line per epoch on stderr."""
-
-    def __init__(self, total: int, desc: str) -> None:
-        self.total, self.desc, self.n = total, desc, 0
-
-        self.postfix = ""
-
-    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
-        self.postfix = s
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        print(f"{self.desc}: epoch {self.n}/{self.total} {self.postfix}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int, desc: str, leave: bool = False):
-    """A tqdm bar on stderr when tqdm is installed, otherwise a plain line per epoch.
-
-    Either way the object has ``set_postfix_str(s, refresh=False)``, ``update(n)`` (which
-    shows it) and ``close()``.
-    """
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _LineProgress(total, desc)
-    return tqdm(total=total, desc=desc, leave=leave, file=sys.stderr, unit="epoch", dynamic_ncols=True)
-
-
 # ----------------------------------------------------------------------------- validation
 def _check_int(value, name: str, low: int) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
@@ -176,6 +162,8 @@ def _inputs(model: MLP, X, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name}: expected shape (n, {model.sizes[0]}) with n >= 1, got {X.shape}")
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+    if model.input_scale is not None:  # a loaded model scales raw inputs as MLP.logits does
+        X = X * model.input_scale
     return np.ascontiguousarray(X)
 
 
@@ -229,12 +217,298 @@ def _order_fn(order, shuffle: bool, seed, n: int) -> Callable[[int], np.ndarray]
     return lambda epoch: rng.permutation(n)
 
 
+# ------------------------------------------------------------------------------ the loop
+def _weights_finite(params) -> bool:
+    return all(np.isfinite(p.data).all() for p in params)
+
+
+def _optimizer_state(optimizer) -> dict:
+    """A deep copy of everything an optimiser keeps besides its parameters (velocity, moments, t, lr)."""
+    return {k: copy.deepcopy(v) for k, v in vars(optimizer).items() if k != "params"}
+
+
+def run_epochs(epoch, *, epochs: int, order: Callable[[int], np.ndarray], history: History | None = None,
+               evaluate: Callable[[], float] | None = None, eval_label: str = "val acc", progress: bool = False,
+               desc: str = "training", on_divergence: str = "raise", hint: str = "",
+               callback: Callable[[int, History], Any] | None = None) -> History:
+    """Run ``epochs`` epochs of ``epoch`` and record them: the loop every trainer here shares.
+
+    Parameters
+    ----------
+    epoch : object
+        ``epoch.run(idx) -> (total, steps, bad)`` runs one epoch over the example indices ``idx``
+        (timed): ``total`` is the sum over examples of the losses measured before each update,
+        ``steps`` the updates applied, ``bad`` None or ``(s, value)`` when step ``s`` (0-based) gave
+        a non-finite loss (the epoch stops there).  Optional: ``epoch.begin()`` before each epoch
+        (not timed), ``epoch.weights_finite()`` after it, and ``epoch.recover(idx, steps) ->
+        (kept, str)`` on divergence, which puts the weights back to their last finite values and
+        says what it kept.  :class:`Steps` has them all.
+    epochs : int
+        The most epochs to run (``callback`` may stop earlier).
+    order : callable
+        ``order(e) -> idx`` for the 0-based epoch e: the examples in the order to visit.
+    history : History, optional
+        Appended to (a warm start); a fresh one by default.
+    evaluate : callable, optional
+        ``evaluate() -> accuracy`` after every epoch (not timed); recorded in ``val_accuracy``.
+    eval_label : str
+        How the progress line names that accuracy ("val acc", or "test acc" for a test set).
+    progress, desc : bool, str
+        A progress report per epoch on stderr (see :mod:`tinygrad_mlp.training.progress`).
+    on_divergence : {"raise", "warn"}
+    hint : str
+        What the divergence message suggests trying.
+    callback : callable, optional
+        ``callback(epoch, history)`` after every epoch (1-based; not timed).  Returning True stops
+        training after that epoch.
+    """
+    hist = history if history is not None else History()
+    begin = getattr(epoch, "begin", None)
+    finite = getattr(epoch, "weights_finite", None)
+    recover = getattr(epoch, "recover", None)
+    run = epoch.run
+    bar = progress_bar(epochs, desc) if progress else None
+    try:
+        for e in range(epochs):
+            idx = order(e)
+            if begin is not None:
+                begin()
+            t0, c0 = time.perf_counter(), time.process_time()
+            total, steps, bad = run(idx)
+            hist.seconds += time.perf_counter() - t0
+            hist.cpu_seconds += time.process_time() - c0
+            hist.steps += steps
+            if bad is None and (finite is None or finite()):
+                hist.epochs += 1
+                hist.loss.append(total / len(idx))
+                if evaluate is not None:
+                    hist.val_accuracy.append(evaluate())
+                if bar is not None:
+                    tail = f" {eval_label} {hist.val_accuracy[-1]:.4f}" if evaluate is not None else ""
+                    bar.set_postfix_str(f"loss {hist.loss[-1]:.4f}{tail}", refresh=False)
+                    bar.update(1)
+                if callback is not None and callback(e + 1, hist) is True:
+                    break
+                continue
+            # Divergence: a non-finite loss at step bad[0], or weights that overflowed under finite losses.
+            n_steps = getattr(epoch, "steps_per_epoch", lambda n: n)(len(idx))
+            if bad is not None:
+                where = f"epoch {e + 1}, step {bad[0] + 1} of {n_steps}: the loss is {bad[1]}"
+                step_no = bad[0] + 1
+            else:
+                where = f"epoch {e + 1}: the weights became non-finite while the loss stayed finite"
+                step_no = n_steps
+            kept_steps, kept = steps, "the weights stay as they are"
+            if recover is not None:
+                kept_steps, kept = recover(idx, steps)
+            hist.steps += kept_steps - steps
+            msg = f"training diverged at {where}; {kept}." + (f" {hint}" if hint else "")
+            hist.diverged, hist.message = True, msg
+            if on_divergence == "raise":
+                raise DivergenceError(msg, e + 1, step_no)
+            warnings.warn(msg, DivergenceWarning, stacklevel=3)
+            break
+    finally:
+        if bar is not None:
+            bar.close()
+    return hist
+
+
+class _Compiled:
+    """A step replayed by :func:`tinygrad_mlp.compiler.compile`, falling back to eager if it cannot be captured.
+
+    A capture is itself an eager step, whose effects stand even when it then fails: the weights and
+    the optimiser state are kept before each new capture, to undo it before going on eagerly.
+    """
+
+    def __init__(self, fn, eager, params, optimizer, fused: bool) -> None:
+        try:
+            from ..compiler import CaptureError, compile as compile_step
+        except ImportError as e:
+            raise ImportError(f"compiled: needs tinygrad_mlp.compiler, which failed to import ({e})") from e
+        self.error = CaptureError
+        self.replay = compile_step(fn, check_finite=False, fused=fused)  # the data was checked once, up front
+        self.eager, self.params, self.optimizer = eager, params, optimizer
+        self.shapes: set = set()
+        self.call = self.replay
+
+    def __call__(self, x, t):
+        """The first call of each input shape captures; later ones replay (``self.call``, the fast path)."""
+        key = (x.shape, t.shape)
+        if key in self.shapes:
+            return self.call(x, t)
+        self.shapes.add(key)
+        saved = [p.data.copy() for p in self.params]
+        state = _optimizer_state(self.optimizer)
+        try:
+            return self.call(x, t)
+        except self.error as e:
+            warnings.warn(f"compiled: this step could not be captured, training continues eagerly ({e})",
+                          RuntimeWarning, stacklevel=2)
+            for p, s in zip(self.params, saved):
+                p.data[...] = s
+            vars(self.optimizer).update(state)
+            self.call = self.eager
+            return self.eager(x, t)
+
+
+class Steps:
+    """An MLP's training steps over one data set: what :func:`run_epochs` runs inside an epoch.
+
+    Parameters
+    ----------
+    model : MLP
+    optimizer : object with ``zero_grad()`` and ``step()``
+    loss : callable
+        ``loss(z, t) -> Tensor``: the batch loss L_B from the logits z^[L] (a Tensor) and the targets
+        ``t`` (a row or rows of ``Y``, as stored).
+    X : ndarray, shape (n, d₀)
+        Checked inputs (finite, the model's dtype, C-contiguous).
+    Y : ndarray
+        Targets, one per row of X, as ``loss`` takes them.  A compiled step freezes Python ints, so
+        give it float rows (one-hot for class labels).
+    batch_size : int
+        1: per-example steps on rows; more: on slices of the epoch's order (the last may be smaller).
+    summed : bool
+        True when L_B is a sum over the batch (recorded as it is), False for a mean (times |B|).
+    compiled : None, "exact" or "fused"
+        Replay each step through :func:`tinygrad_mlp.compiler.compile` (see :data:`COMPILED`).
+    """
+
+    def __init__(self, model: MLP, optimizer, loss: Callable, X: np.ndarray, Y, *, batch_size: int = 1,
+                 summed: bool = False, compiled: str | None = None) -> None:
+        if compiled not in COMPILED:
+            raise ValueError(f"compiled: expected one of {COMPILED}, got {compiled!r}")
+        self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.X, self.Y, self.batch_size, self.summed, self.compiled = X, Y, batch_size, summed, compiled
+        self.params = model.parameters()
+        forward, zero_grad, opt_step = model.forward_logits, optimizer.zero_grad, optimizer.step
+        isfinite = math.isfinite
+
+        def eager(x: Tensor, t):
+            """One eager step; the update is applied only when L_B is finite."""
+            zero_grad()
+            l = loss(forward(x), t)
+            v = l.data.item()
+            if isfinite(v):
+                l.backward()
+                opt_step()
+            return v
+
+        self.eager = eager
+        if compiled is None:
+            self.step, self.wrap = eager, _new
+        else:
+            def full(x, t):
+                # optimizer.step looked up at each call, not bound once: a capture must see the call
+                optimizer.zero_grad()
+                # asarray: during capture x is a probe array; a plain view of it keeps the probe out
+                # of the arithmetic (only converting x itself to a Python value is refused)
+                l = loss(model.forward_logits(_new(np.asarray(x))), t)
+                l.backward()
+                optimizer.step()
+                return l
+
+            self.step = _Compiled(full, lambda x, t: eager(_new(x), t), self.params, optimizer,
+                                  fused=compiled == "fused")
+            self.wrap = None
+        # Per-example steps spend microseconds each: rows are split (and wrapped for the tape) once.
+        if batch_size == 1:
+            self.rows = [_new(r) for r in X] if compiled is None else list(X)
+            self.targets = Y.tolist() if (Y.ndim == 1 and Y.dtype.kind in "iu") else list(Y)
+        self._start = None
+
+    def steps_per_epoch(self, n: int) -> int:
+        return -(-n // self.batch_size)
+
+    def begin(self) -> None:
+        """Keep the weights and optimiser state at the start of the epoch (for :meth:`recover`)."""
+        self._start = ([p.data.copy() for p in self.params], _optimizer_state(self.optimizer))
+
+    def weights_finite(self) -> bool:
+        return _weights_finite(self.params)
+
+    def run(self, idx: np.ndarray):
+        """One epoch over ``idx``: ``(Σ losses, steps applied, None or (step, non-finite loss))``."""
+        isfinite = math.isfinite
+        total = 0.0
+        if self.batch_size == 1 and self.compiled is None:
+            # The eager step, inlined: per-example steps are the practical's, and a call costs here.
+            rows, targets, loss = self.rows, self.targets, self.loss
+            forward, zero_grad, opt_step = self.model.forward_logits, self.optimizer.zero_grad, self.optimizer.step
+            for s, i in enumerate(idx.tolist()):
+                zero_grad()
+                l = loss(forward(rows[i]), targets[i])
+                v = l.data.item()
+                if not isfinite(v):  # checked before the backward: this update is never applied
+                    return total, s, (s, v)
+                total += v
+                l.backward()
+                opt_step()
+            return total, len(idx), None
+        if self.batch_size == 1:
+            step, rows, targets = self.step, self.rows, self.targets
+            if isinstance(step, _Compiled) and step.shapes:
+                # Every row has one shape, captured already: call the replay itself, no wrapper per step.
+                step = step.call
+            for s, i in enumerate(idx.tolist()):
+                v = step(rows[i], targets[i])
+                if not isfinite(v):
+                    return total, s, (s, v)
+                total += v
+            return total, len(idx), None
+        step, wrap, X, Y, bs, summed = self.step, self.wrap, self.X, self.Y, self.batch_size, self.summed
+        for s, start in enumerate(range(0, len(idx), bs)):
+            chunk = idx[start:start + bs]
+            x = X[chunk]
+            v = step(wrap(x) if wrap is not None else x, Y[chunk])
+            if not isfinite(v):
+                return total, s, (s, v)
+            total += v if summed else v * len(chunk)
+        return total, self.steps_per_epoch(len(idx)), None
+
+    def recover(self, idx: np.ndarray, steps: int) -> tuple[int, str]:
+        """Put back the last finite weights after a divergence; return (steps kept, what was kept).
+
+        An eager run whose weights are all finite is there already (the failing update was never
+        applied).  Otherwise the epoch restarts from its first weights and optimiser state, and its
+        first ``steps`` steps are replayed eagerly, each checked, up to the last one whose update
+        left every weight finite.
+        """
+        self.optimizer.zero_grad()
+        if self.compiled is None and self.weights_finite():
+            return steps, "the weights stay at their last finite values (that step's update was not applied)"
+        weights, state = self._start
+        for p, w in zip(self.params, weights):
+            p.data[...] = w
+        vars(self.optimizer).update(copy.deepcopy(state))
+        bs = self.batch_size
+        kept = 0
+        for s in range(steps):
+            chunk = idx[s * bs:(s + 1) * bs]
+            before = ([p.data.copy() for p in self.params], _optimizer_state(self.optimizer))
+            v = self.eager(_new(self.X[chunk] if bs > 1 else self.X[chunk[0]]),
+                           self.Y[chunk] if bs > 1 else self.targets[chunk[0]])
+            if not math.isfinite(v) or not self.weights_finite():
+                for p, w in zip(self.params, before[0]):
+                    p.data[...] = w
+                vars(self.optimizer).update(before[1])
+                break
+            kept += 1
+        self.optimizer.zero_grad()
+        if kept == 0:
+            return 0, ("the weights stay at their last finite values, those at the start of this epoch "
+                       "(its first update overflowed them)")
+        return kept, (f"the weights stay at their last finite values, those after step {kept} of this epoch "
+                      f"(the update of step {kept + 1} overflowed them)")
+
+
 # ---------------------------------------------------------------------------------- train
 def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=None, batch_size: int = 1,
           loss: str = "cross_entropy", reduction: str = "mean", shuffle: bool = True, seed=None,
           order: Callable[[int], Any] | None = None, X_val=None, y_val=None, on_divergence: str = "raise",
-          progress: bool = False, desc: str = "tinygrad_mlp",
-          callback: Callable[[int, History], Any] | None = None) -> History:
+          progress: bool = False, desc: str = "tinygrad_mlp", val_label: str = "val acc",
+          compiled: str | None = None, callback: Callable[[int, History], Any] | None = None) -> History:
     """Train ``model`` in place with (mini-batch) SGD and return its :class:`History`.
 
     Parameters
@@ -249,7 +523,7 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
     epochs : int
         Passes over the data (0 trains nothing).
     lr : float, optional
-        η for a plain :class:`~tinygrad_mlp.optim.SGD`; give either ``lr`` or ``optimizer``.
+        η for a plain :class:`~tinygrad_mlp.nn.optim.SGD`; give either ``lr`` or ``optimizer``.
     optimizer : object with ``zero_grad()`` and ``step()``, optional
         Built over ``model.parameters()``; used instead of ``lr``.
     batch_size : int
@@ -272,11 +546,17 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
     on_divergence : {"raise", "warn"}
         What a non-finite loss does (see the module docstring).
     progress : bool
-        A progress bar per run (tqdm when installed, else one line per epoch on stderr).
+        A progress report per epoch on stderr (a tqdm bar on a terminal, else one line per epoch).
     desc : str
-        The progress bar's label.
+        The progress report's label.
+    val_label : str
+        How the progress report names the accuracy on ``(X_val, y_val)`` ("test acc" for a test set).
+    compiled : {None, "exact", "fused"}
+        Replay every step through :func:`tinygrad_mlp.compiler.compile`: "exact" gives weights
+        bit-identical to eager training, "fused" equal to rounding, each with less overhead per step.
     callback : callable, optional
-        ``callback(epoch, history)`` after every epoch (1-based epoch; not timed).
+        ``callback(epoch, history)`` after every epoch (1-based epoch; not timed); returning True
+        stops training.
 
     Returns
     -------
@@ -285,7 +565,7 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
     Raises
     ------
     DivergenceError
-        When the loss is not finite and ``on_divergence="raise"``.
+        When the loss is not finite and ``on_divergence="raise"`` (a ValueError).
     """
     if not isinstance(model, MLP):
         raise TypeError(f"model: expected a tinygrad_mlp.nn.MLP, got {type(model).__name__}")
@@ -299,6 +579,8 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
         raise ValueError(f"reduction: expected one of {F.REDUCTIONS}, got {reduction!r}")
     if on_divergence not in ON_DIVERGENCE:
         raise ValueError(f"on_divergence: expected one of {ON_DIVERGENCE}, got {on_divergence!r}")
+    if compiled not in COMPILED:
+        raise ValueError(f"compiled: expected one of {COMPILED}, got {compiled!r}")
     if (lr is None) == (optimizer is None):
         raise ValueError("lr, optimizer: expected exactly one of them, got "
                          + ("neither" if lr is None else "both"))
@@ -309,7 +591,7 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
     X = _inputs(model, X)
     n = X.shape[0]
     y = _targets(model, y, n, loss)
-    val = None
+    evaluate = None
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val, y_val: expected both or neither")
     if X_val is not None:
@@ -320,114 +602,26 @@ def train(model: MLP, X, y, *, epochs: int, lr: float | None = None, optimizer=N
         if yv.min() < 0 or yv.max() >= model.sizes[-1]:  # a label no output can predict: accuracy would lie
             raise ValueError(f"y_val: class labels must lie in [0, {model.sizes[-1]}), got values from "
                              f"{yv.min()} to {yv.max()}")
-        val = (Xv, yv)
+
+        def evaluate():
+            return accuracy(model, Xv, yv)
     next_order = _order_fn(order, shuffle, seed, n)
 
-    params = model.parameters()
-    hidden = [(layer.W, layer.b) for layer in model.layers[:-1]]
-    W_L, b_L = model.layers[-1].W, model.layers[-1].b
-    g = model._g
-    g_out = model._g_out
-    zero_grad, step = optimizer.zero_grad, optimizer.step
-    labels = y.dtype.kind == "i"
+    if compiled is not None and y.dtype.kind == "i":  # a replay freezes Python ints: labels travel one-hot
+        y = np.eye(model.sizes[-1], dtype=model.dtype)[y]
     if loss == "cross_entropy":
         def loss_of(z, t):
             return F.cross_entropy(z, t, reduction)
     else:
+        g_out = F.OUTPUTS[model.output]
+
         def loss_of(z, t):
             return F.squared_error(g_out(z), t, reduction)
-    # Per-example SGD spends microseconds per step, so its inputs are checked
-    # once above and wrapped once here, not on every step.
-    if batch_size == 1:
-        rows = [_new(r) for r in X]
-        targets = y.tolist() if labels else list(y)
-    summed = reduction == "sum"  # the curve wants Σ of per-example losses either way
-
-    hist = History()
-    bar = progress_bar(epochs, desc) if progress else None
-    isfinite = math.isfinite
-    # A diverging run overflows on its way to a non-finite loss; the DivergenceError (or warning) below
+    steps = Steps(model, optimizer, loss_of, X, y, batch_size=batch_size, summed=reduction == "sum",
+                  compiled=compiled)
+    # A diverging run overflows on its way to a non-finite loss; the DivergenceError (or warning)
     # names the epoch and the step, so NumPy's overflow warnings on the way would only repeat it.
-    numpy_err = np.seterr(over="ignore", invalid="ignore")
-    try:
-        for epoch in range(epochs):
-            idx = next_order(epoch)
-            snapshot = [p.data.copy() for p in params]
-            total = 0.0
-            bad = None
-            t0, c0 = time.perf_counter(), time.process_time()
-            if batch_size == 1:
-                for s, i in enumerate(idx.tolist()):
-                    zero_grad()
-                    h = rows[i]
-                    for W, b in hidden:
-                        h = g(W @ h + b)
-                    l = loss_of(W_L @ h + b_L, targets[i])
-                    v = l.data.item()
-                    if not isfinite(v):
-                        bad = (s, v)
-                        break
-                    total += v
-                    l.backward()
-                    step()
-                steps_done = len(idx) if bad is None else bad[0]
-            else:
-                starts = range(0, n, batch_size)
-                for s, start in enumerate(starts):
-                    chunk = idx[start:start + batch_size]
-                    zero_grad()
-                    h = _new(X[chunk])
-                    for W, b in hidden:
-                        h = g(h @ W.T + b)
-                    l = loss_of(h @ W_L.T + b_L, y[chunk])
-                    v = l.data.item()
-                    if not isfinite(v):
-                        bad = (s, v)
-                        break
-                    total += v if summed else v * len(chunk)
-                    l.backward()
-                    step()
-                steps_done = len(starts) if bad is None else bad[0]
-            hist.seconds += time.perf_counter() - t0
-            hist.cpu_seconds += time.process_time() - c0
-            hist.steps += steps_done
-            weights_ok = all(np.isfinite(p.data).all() for p in params)
-            if bad is None and weights_ok:
-                hist.epochs += 1
-                hist.loss.append(total / n)
-                if val is not None:
-                    hist.val_accuracy.append(accuracy(model, *val))
-                if bar is not None:
-                    tail = f" val acc {hist.val_accuracy[-1]:.4f}" if val is not None else ""
-                    bar.set_postfix_str(f"loss {hist.loss[-1]:.4f}{tail}", refresh=False)
-                    bar.update(1)
-                if callback is not None:
-                    callback(epoch + 1, hist)
-                continue
-            # Divergence: the offending step's update was never applied.
-            steps_per_epoch = -(-n // batch_size)
-            if bad is not None:
-                where = f"epoch {epoch + 1}, step {bad[0] + 1} of {steps_per_epoch}: the loss is {bad[1]}"
-                step_no = bad[0] + 1
-            else:
-                where = f"epoch {epoch + 1}: the weights became non-finite while the loss stayed finite"
-                step_no = steps_per_epoch
-            if weights_ok:
-                kept = "the weights stay at their last finite values (that step's update was not applied)"
-            else:
-                for p, saved in zip(params, snapshot):
-                    p.data[...] = saved
-                kept = f"the weights had already overflowed and were restored to their values at the start of epoch {epoch + 1}"
-            msg = (f"training diverged at {where}; {kept}. Try a smaller learning rate "
-                   f"(lr) or scaled inputs.")
-            zero_grad()
-            hist.diverged, hist.message = True, msg
-            if on_divergence == "raise":
-                raise DivergenceError(msg, epoch + 1, step_no)
-            warnings.warn(msg, DivergenceWarning, stacklevel=2)
-            break
-    finally:
-        np.seterr(**numpy_err)
-        if bar is not None:
-            bar.close()
-    return hist
+    with np.errstate(over="ignore", invalid="ignore"):
+        return run_epochs(steps, epochs=epochs, order=next_order, evaluate=evaluate, eval_label=val_label,
+                          progress=progress, desc=desc, on_divergence=on_divergence, callback=callback,
+                          hint="Try a smaller learning rate (lr) or scaled inputs.")
