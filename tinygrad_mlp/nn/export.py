@@ -49,7 +49,10 @@ def _check_model(model: Any) -> MLP:
     return model
 
 
-def _scale(input_scale) -> float:
+def _scale(input_scale, model: MLP) -> float:
+    """The one input factor to record: the argument, else the model's own ``input_scale``, else 1."""
+    if input_scale is None:
+        input_scale = 1.0 if model.input_scale is None else model.input_scale
     try:
         c = float(np.asarray(input_scale, dtype=np.float64).reshape(()))
     except (TypeError, ValueError):
@@ -59,7 +62,7 @@ def _scale(input_scale) -> float:
     return c
 
 
-def save_safetensors(model: MLP, path: str | os.PathLike, input_scale: float = 1.0) -> Path:
+def save_safetensors(model: MLP, path: str | os.PathLike, input_scale: float | None = None) -> Path:
     """Write ``model``'s parameters as a safetensors file in PyTorch's Sequential layout.
 
     Parameters
@@ -67,16 +70,17 @@ def save_safetensors(model: MLP, path: str | os.PathLike, input_scale: float = 1
     model : MLP
     path : str or os.PathLike
         The file to write (its folder must exist); replaced atomically.
-    input_scale : float
+    input_scale : float, optional
         The factor the inputs were multiplied by in training (``digits --scale``: 1/16), kept in the
         header's metadata; a PyTorch user multiplies the inputs by it before the Sequential.
+        Defaults to the model's own ``input_scale`` (a loaded ``digits --save`` model has one), else 1.
 
     Returns
     -------
     pathlib.Path
     """
     model = _check_model(model)
-    scale = _scale(input_scale)
+    scale = _scale(input_scale, model)
     p = check_output_path(path, "path")
     header: dict[str, Any] = {"__metadata__": {
         "format": _FORMAT, "sizes": json.dumps(model.sizes), "hidden": model.hidden, "output": model.output,
@@ -160,8 +164,8 @@ def load_safetensors(path: str | os.PathLike, hidden: str | None = None, output:
 
     The sizes come from the weights' shapes.  ``hidden`` and ``output`` (the activations, which a
     state dict does not record) come from the file's metadata when :func:`save_safetensors` wrote
-    it; for a file saved by PyTorch pass them.  The input scaling, if any, is in
-    ``model_meta["input_scale"]`` of :func:`read_safetensors`.
+    it; for a file saved by PyTorch pass them.  An input scaling recorded in the metadata becomes the
+    model's ``input_scale``, so the loaded model takes raw inputs as the saved one did.
     """
     tensors, meta = read_safetensors(path)
     where = repr(str(path))
@@ -186,13 +190,15 @@ def load_safetensors(path: str | os.PathLike, hidden: str | None = None, output:
     dtypes = {t.dtype for t in tensors.values()}
     if len(dtypes) != 1:
         raise ValueError(f"path: {where}: expected one dtype for every tensor, got {sorted(map(str, dtypes))}")
-    model = MLP(sizes, hidden=hidden, output=output, dtype=dtypes.pop(), seed=0)
+    scale = float(meta.get("input_scale", 1.0))
+    model = MLP(sizes, hidden=hidden, output=output, dtype=dtypes.pop(), seed=0,
+                input_scale=None if scale == 1.0 else scale)
     model.load_state_dict({f"{k}{l}": tensors[key] for l, (wk, bk) in enumerate(keys, 1)
                            for k, key in (("W", wk), ("b", bk))})
     return model
 
 
-def export_onnx(model: MLP, path: str | os.PathLike, input_scale: float = 1.0, opset: int = 17) -> Path:
+def export_onnx(model: MLP, path: str | os.PathLike, input_scale: float | None = None, opset: int = 17) -> Path:
     """Write ``model`` as an ONNX graph of Gemm and activation nodes (needs the ``onnx`` package).
 
     Inputs ``x`` of shape (n, d₀) in the model's dtype; outputs ``logits`` (z^[L]) and, for a
@@ -200,7 +206,7 @@ def export_onnx(model: MLP, path: str | os.PathLike, input_scale: float = 1.0, o
     node first, so raw inputs go in as they did into ``predict``.
     """
     model = _check_model(model)
-    scale = _scale(input_scale)
+    scale = _scale(input_scale, model)
     p = check_output_path(path, "path")
     try:
         import onnx
