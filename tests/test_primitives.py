@@ -1,4 +1,4 @@
-"""Every primitive's gradient against central finite differences, through ONE test factory.
+"""Every primitive's gradient (orders 1 and 2) against central finite differences, through ONE test factory.
 
 Tolerance policy (float64 throughout): central differences with ε = 1e-6 have
 truncation error O(ε² f''') and rounding error O(u/ε), u ≈ 2.2e-16, so ≈ 1e-10
@@ -31,11 +31,13 @@ from hypothesis.extra import numpy as hnp
 from strategies import (arrays_in, arrays_of_shape, broadcastable_pairs, matmul_shapes,
                         nonempty_shapes, shapes)
 from tinygrad_mlp import Tensor
+from tinygrad_mlp import autograd as ag
 from tinygrad_mlp import functional as F
 from tinygrad_mlp.autograd.gradcheck import tolerances
 from tinygrad_mlp.autograd.primitives import CrossEntropy
 from tinygrad_mlp.autograd.tensor import apply
 from tinygrad_mlp.autograd.primitives import PRIMITIVES
+from tinygrad_mlp.autograd.tensor import apply
 
 EPS = 1e-6
 RTOL, ATOL = 1e-6, 1e-8
@@ -345,6 +347,40 @@ def _lse(z, axis=None, keepdims=False):
     return out if keepdims else (np.squeeze(out, axis=axis) if axis is not None else out.reshape(()))
 
 
+@st.composite
+def _scatter(draw):
+    drawn, args = draw(_getitem())
+    shape = drawn[0].shape
+    g_shape = np.zeros(shape)[args["index"]].shape
+    return [draw(arrays_of_shape(g_shape))], {"shape": shape, "index": args["index"]}
+
+
+def _np_scatter(g, shape, index):
+    out = np.zeros(shape)
+    np.add.at(out, index, g)
+    return out
+
+
+@st.composite
+def _broadcast(draw, down: bool):
+    """(big, small) with small broadcasting to big: sum_to goes big -> small, broadcast_to small -> big."""
+    sa, sb = draw(broadcastable_pairs())
+    big = np.broadcast_shapes(sa, sb)
+    src, dst = (big, sb) if down else (sb, big)
+    return [draw(arrays_of_shape(src))], {"shape": dst}
+
+
+def _np_sum_to(z, shape):
+    z = z.sum(axis=tuple(range(z.ndim - len(shape))))
+    return z.sum(axis=tuple(i for i, s in enumerate(shape) if s == 1), keepdims=True)
+
+
+def _via(prim_name):
+    """The Tensor form of a primitive that no Tensor method exposes (the vjps' own helpers)."""
+    prim = PRIMITIVES[prim_name]
+    return lambda a, **args: apply(prim, (a,), (a.data,), tuple(args.values()))
+
+
 SPECS = [
     OpSpec("add", _pair(), lambda a, b: a + b, np.add),
     OpSpec("sub", _pair(), lambda a, b: a - b, np.subtract),
@@ -387,6 +423,10 @@ SPECS = [
     OpSpec("softmax", _softmax(), lambda a, dim: a.softmax(dim), _np_softmax, prim="logsumexp"),
     OpSpec("log_softmax", _softmax(), lambda a, dim: a.log_softmax(dim), _np_log_softmax, prim="logsumexp"),
     OpSpec("mse_loss", _mse(), lambda a, b, reduction: F.mse_loss(a, b, reduction), _np_mse, prim="mul"),
+    # the vjps' own helpers, primitives so that second order can differentiate them (issue 15)
+    OpSpec("scatter", _scatter(), _via("scatter"), _np_scatter),
+    OpSpec("sum_to", _broadcast(down=True), _via("sum_to"), _np_sum_to),
+    OpSpec("broadcast_to", _broadcast(down=False), _via("broadcast_to"), lambda z, shape: np.broadcast_to(z, shape)),
 ]
 
 for _spec in SPECS:
@@ -399,6 +439,73 @@ NO_GRADIENT = {"compare"}  # piecewise constant, never recorded: tested in test_
 
 def test_every_primitive_has_a_gradient_test():
     assert set(PRIMITIVES) - NO_GRADIENT == {s.primitive for s in SPECS}
+
+
+# ----------------------------------------------------------------- order 2
+# The same specs drive a second-order check of every primitive's vjp_t (its vjp in Tensor ops), in
+# float64 and float32: gradgradcheck compares the tape's Hessian-vector product ∇²⟨u, f⟩ w and its
+# derivative in the upstream, J w, with five-point differences of the first-order (NumPy) gradient
+# and of the forward.  A new OpSpec line gets both orders.
+ORDER2_EXAMPLES = 25
+
+
+def check_op2(spec: OpSpec, arrays, args, dtype):
+    before = [a.copy() for a in arrays]
+    xs = [a.astype(dtype) for a in arrays]
+    fn = (lambda *ts: spec.tensor_fn(*ts, **args))
+    # the recorded gradient has the first-order gradient's values, in the input's dtype
+    leaves = [Tensor(x, requires_grad=True) for x in xs]
+    out = fn(*leaves)
+    u = np.random.default_rng(out.size).standard_normal(out.shape).astype(dtype)
+    recorded = ag.grad(out, leaves, grad_outputs=u, create_graph=True, materialize_grads=True)
+    out.backward(u)
+    for k, (leaf, g) in enumerate(zip(leaves, recorded)):
+        assert g.dtype == dtype, f"{spec.name}: recorded gradient {k} is {g.dtype}, expected {dtype}"
+        # the same maths in other roundings: a few ulps of the gradient's scale apart
+        ulp = np.finfo(dtype).eps * max(1.0, float(np.abs(leaf.grad).max(initial=0.0)))
+        np.testing.assert_allclose(g.data, leaf.grad, rtol=1e3 * np.finfo(dtype).eps, atol=64 * ulp,
+                                   err_msg=f"{spec.name}: create_graph gradient {k} differs from backward's")
+    assert ag.gradgradcheck(fn, *xs, n_directions=2, seed=len(xs))
+    for k, (a, b) in enumerate(zip(arrays, before)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{spec.name}: input {k} was mutated")
+
+
+def make_grad2_test(spec: OpSpec, dtype):
+    @settings(max_examples=ORDER2_EXAMPLES)
+    @given(drawn=spec.inputs)
+    def test(drawn):
+        arrays, args = drawn
+        check_op2(spec, arrays, args, dtype)
+
+    test.__name__ = f"test_grad2_{spec.name}_{np.dtype(dtype).name}"
+    return test
+
+
+for _spec in SPECS:
+    for _dt in (np.float64, np.float32):
+        globals()[f"test_grad2_{_spec.name}_{np.dtype(_dt).name}"] = make_grad2_test(_spec, _dt)
+del _spec, _dt
+
+
+def test_every_primitive_has_a_second_order_rule():
+    missing = [n for n, p in PRIMITIVES.items() if not callable(getattr(p, "vjp_t", None))]
+    assert not missing, f"primitives without vjp_t: {missing}"
+
+
+WRONG_TANH = {
+    "the sheet's typo tanh² for 1 − tanh²": lambda g, out, rec: (g * (out * out),),
+    # right values, but 1 − h² as a constant: the first order is exact, the second misses tanh''
+    "a constant derivative": lambda g, out, rec: (g * (1.0 - out.data * out.data),),
+}
+
+
+@pytest.mark.parametrize("rule", list(WRONG_TANH.values()), ids=list(WRONG_TANH))
+def test_gradgradcheck_catches_a_wrong_second_order_rule(monkeypatch, rule):
+    """The order-2 check can fail: a tanh vjp_t that is wrong in value, or only in its own derivative."""
+    tanh = PRIMITIVES["tanh"]
+    monkeypatch.setattr(tanh, "vjp_t", staticmethod(rule))
+    with pytest.raises(ag.GradcheckError, match="gradgradcheck"):
+        ag.gradgradcheck(lambda a: a.tanh(), np.array([0.3, -0.7, 1.1]))
 
 
 # Scalars and ndarrays on either side of an operator are constants: only the Tensor side gets a gradient.

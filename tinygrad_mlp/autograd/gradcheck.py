@@ -6,6 +6,11 @@ error O(ε² f''') and rounding error O(u/ε) with u = 2⁻⁵² ≈ 2.2e-16, so
 orders of margin.  The finite differences are always taken in float64 (on a
 float64 copy of each input); a float32 function is compared with the float32
 policy of :func:`tolerances`, since its own rounding (≈ 6e-8) dominates.
+
+Second order (:func:`gradgradcheck`) differentiates the first-order gradient G numerically with
+the five-point stencil (−G(x+2h) + 8G(x+h) − 8G(x−h) + G(x−2h)) / 12h: truncation O(h⁴ G⁽⁵⁾)
+and rounding O(u |G| / h), both ≈ 1e-12 relative at h = 1e-3, so the same policy applies
+with the same margin.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["gradcheck", "directional_check", "GradcheckError", "tolerances"]
+__all__ = ["gradcheck", "gradgradcheck", "directional_check", "GradcheckError", "tolerances"]
 
 
 class GradcheckError(AssertionError):
@@ -141,4 +146,84 @@ def directional_check(f: Callable[..., Tensor], *inputs, eps: float = 1e-6, rtol
             raise GradcheckError(
                 f"directional_check: direction {d}: tape {analytic!r} vs finite difference {numeric!r} "
                 f"(abs error {err:.3g} > atol {atol:g} + rtol {rtol:g} * |fd|)")
+    return True
+
+
+def _stencil(fn, base, ws, h):
+    """(−F(x+2hw) + 8F(x+hw) − 8F(x−hw) + F(x−2hw)) / 12h for each of fn's array outputs: d/dt F(x + t w)."""
+    def at(t):
+        return fn([a + t * w for a, w in zip(base, ws)])
+    p2, p1, m1, m2 = at(2 * h), at(h), at(-h), at(-2 * h)
+    return [(-a + 8 * b - 8 * c + d) / (12 * h) for a, b, c, d in zip(p2, p1, m1, m2)]
+
+
+def gradgradcheck(f: Callable[..., Tensor], *inputs, eps: float = 1e-3, rtol: float | None = None,
+                  atol: float | None = None, n_directions: int = 2, upstream=None, seed: int = 0) -> bool:
+    """Second derivatives of the tape against finite differences of its gradient, in random directions.
+
+    With a random upstream u and G(x, u) = ∇ₓ⟨u, f(x)⟩ = Jᵀu recorded by ``create_graph``, for each
+    random direction w (one array per input) the tape's
+
+    * ∇ₓ⟨w, G⟩ = ∇²⟨u, f⟩ w (a Hessian-vector product: the second vjp in x) is compared, entry by
+      entry, with the central difference of the first-order gradient G along w, and
+    * ∇ᵤ⟨w, G⟩ = J w (the second vjp in the upstream: what forward mode uses) with the
+      central difference of f along w.
+
+    The differences are taken in float64 on the plain first-order backward (NumPy vjps, not the
+    ``vjp_t`` under test), with step ``eps`` in the five-point stencil; the tolerances follow
+    :func:`tolerances` of the inputs' dtype.  Raises :class:`GradcheckError` naming the direction,
+    the input, the index and both values.
+    """
+    from .transforms import grad as _grad
+
+    _check_eps(eps)
+    if isinstance(n_directions, bool) or not isinstance(n_directions, (int, np.integer)) or n_directions < 1:
+        raise ValueError(f"n_directions: expected a positive int, got {n_directions!r}")
+    tensors = _prepare(inputs)
+    tol = tolerances(tensors[0].dtype if tensors else np.float64)
+    rtol = tol["rtol"] if rtol is None else rtol
+    atol = tol["atol"] if atol is None else atol
+    rng = np.random.default_rng(seed)
+    probe = _probe(f, tensors)
+    if upstream is None:
+        upstream = rng.standard_normal(probe.shape)
+    u = np.array(upstream, dtype=probe.dtype)
+    if u.shape != probe.shape:
+        raise ValueError(f"upstream: expected shape {probe.shape} (f's output), got {u.shape}")
+    u64 = u.astype(np.float64)
+    base = [t.data.astype(np.float64) for t in tensors]
+
+    def first_order(arrays):
+        return _tape_grads(f, [Tensor(a) for a in arrays], u64)[0]
+
+    def forward(arrays):
+        return [np.asarray(f(*[Tensor(a) for a in arrays]).data, dtype=np.float64)]
+
+    leaves = [Tensor(t.data.copy(), requires_grad=True) for t in tensors]
+    U = Tensor(u.copy(), requires_grad=True)
+    out = f(*leaves)
+    if not out.requires_grad:
+        raise GradcheckError("gradgradcheck: f's output does not depend on the inputs")
+    G = _grad(out, leaves, grad_outputs=U, create_graph=True, materialize_grads=True)
+    for d in range(n_directions):
+        ws = [rng.standard_normal(a.shape) for a in base]
+        S = None
+        for g, w in zip(G, ws):
+            term = (g * w.astype(g.dtype)).sum()
+            S = term if S is None else S + term
+        if S.requires_grad:
+            second = [x.data for x in _grad(S, leaves + [U], retain_graph=True, materialize_grads=True)]
+        else:
+            second = [np.zeros(t.shape) for t in leaves] + [np.zeros(u.shape)]
+        expected = _stencil(first_order, base, ws, eps) + _stencil(forward, base, ws, eps)
+        names = [f"input {i} (Hessian-vector product)" for i in range(len(base))] + ["upstream (J w)"]
+        for name, got, want in zip(names, second, expected):
+            got = np.asarray(got, dtype=np.float64)
+            err = np.abs(got - want)
+            bad = ~(err <= atol + rtol * np.abs(want))
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise GradcheckError(
+                    f"gradgradcheck: direction {d}, {name}, index {idx}: tape {got[idx]!r} vs finite "
+                    f"difference {want[idx]!r} (abs error {err[idx]:.3g} > atol {atol:g} + rtol {rtol:g} * |fd|)")
     return True

@@ -1,6 +1,6 @@
 """The primitive ops: each one's forward and vector-Jacobian product, side by side.
 
-Every primitive is a class with two static methods, in plain NumPy:
+Every primitive is a class with static methods; the first two, in plain NumPy, are the hot path:
 
 * ``forward(*arrays, *args) -> (out, ctx)`` computes the output and keeps in
   ``ctx`` exactly what the backward pass needs;
@@ -10,6 +10,12 @@ Every primitive is a class with two static methods, in plain NumPy:
 Notation follows the practical: for ``out = f(x)`` and a scalar loss ``L``,
 ``∂L/∂x = (∂out/∂x)ᵀ ∂L/∂out``.  Elementwise ops broadcast as NumPy does, so
 their vjp sums each gradient back to its input's shape (:func:`unbroadcast`).
+
+A third is used only by ``backward(create_graph=True)`` and the transforms of
+:mod:`tinygrad_mlp.autograd.transforms`:
+
+* ``vjp_t(g, out, rec) -> tuple`` is the same vjp written in Tensor ops, so the
+  gradient it returns is itself on the tape and can be differentiated again.
 
 The table :data:`PRIMITIVES` maps names to classes; the tape records the class.
 Composite ops (softmax, log_softmax, the losses) are *not* primitives: they are
@@ -21,7 +27,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PRIMITIVES", "unbroadcast"]
+__all__ = ["PRIMITIVES", "unbroadcast", "sum_to", "broadcast_to"]
 
 
 _max, _sum = np.maximum.reduce, np.add.reduce
@@ -83,6 +89,12 @@ class Add(Primitive):
         sa, sb = ctx
         return unbroadcast(g, sa), unbroadcast(g, sb)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        sa, sb = rec.ctx
+        na, nb = _needs(rec)
+        return (sum_to(g, sa) if na else None), (sum_to(g, sb) if nb else None)
+
 
 class Sub(Primitive):
     """out = a − b.   ∂L/∂a = g,  ∂L/∂b = −g."""
@@ -98,6 +110,12 @@ class Sub(Primitive):
         sa, sb = ctx
         return unbroadcast(g, sa), unbroadcast(-g, sb)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        sa, sb = rec.ctx
+        na, nb = _needs(rec)
+        return (sum_to(g, sa) if na else None), (sum_to(-g, sb) if nb else None)
+
 
 class Neg(Primitive):
     """out = −a.   ∂L/∂a = −g."""
@@ -110,6 +128,10 @@ class Neg(Primitive):
 
     @staticmethod
     def vjp(g, ctx):
+        return (-g,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
         return (-g,)
 
 
@@ -127,6 +149,12 @@ class Mul(Primitive):
         a, b = ctx
         return unbroadcast(g * b, _shape(a)), unbroadcast(g * a, _shape(b))
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, b = _operands(rec)
+        na, nb = _needs(rec)
+        return (sum_to(g * b, _shape(a)) if na else None), (sum_to(g * a, _shape(b)) if nb else None)
+
 
 class Div(Primitive):
     """out = a / b.   ∂L/∂a = g / b,  ∂L/∂b = −g ⊙ a / b²."""
@@ -143,6 +171,13 @@ class Div(Primitive):
         a, b, out = ctx
         ga = g / b
         return unbroadcast(ga, _shape(a)), unbroadcast(-ga * out, _shape(b))
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, b = _operands(rec)
+        na, nb = _needs(rec)
+        ga = g / b
+        return (sum_to(ga, _shape(a)) if na else None), (sum_to(-(ga * out), _shape(b)) if nb else None)
 
 
 class Pow(Primitive):
@@ -169,6 +204,15 @@ class Pow(Primitive):
             return (g * np.ones_like(a),)
         return (g * (p * a ** (p - 1)),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, p = rec.parents[0], rec.ctx[1]
+        if p == 0:  # a constant: no gradient, and no 0 · 0⁻¹ at a = 0
+            return (g * np.zeros(a.shape, a.dtype),)
+        if p == 1:
+            return (g,)
+        return (g * (2.0 * a) if p == 2 else g * (p * a ** (p - 1)),)
+
 
 class PowT(Primitive):
     """out = aᵇ with a tensor (or a constant) exponent b, elementwise and broadcast.
@@ -193,6 +237,25 @@ class PowT(Primitive):
             # log of a constant base (2 ** x) in the output's dtype: np.log(2) alone is a float64
             db = np.where((a == 0) & (b >= 0), 0.0, out * np.log(np.asarray(a, np.result_type(out, g)))) * g
         return unbroadcast(da, _shape(a)), unbroadcast(db, _shape(b))
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        # The vjp's conventions as constant masks, only where the formula itself breaks down (a = 0):
+        # there the base is replaced by 1, so that no 0⁻¹ or log 0 enters the recorded graph.  Where
+        # b = 0 and a ≠ 0 the formula already gives 0 and keeps its derivative in b.
+        a, b = _operands(rec)
+        na, nb = _needs(rec)
+        av, bv = np.asarray(rec.ctx[0]), np.asarray(rec.ctx[1])
+        ga = gb = None
+        if na:
+            keep = np.asarray(~((bv == 0) & (av == 0)))
+            ga = sum_to(g * (b * _where_one(a, keep) ** (b - 1)) * keep, _shape(rec.ctx[0]))
+        if nb:
+            keep = np.asarray(~((av == 0) & (bv >= 0)))
+            log_a = (_where_one(a, keep).log() if isinstance(a, _tensor.Tensor)  # a constant base (2 ** x):
+                     else np.log(np.where(keep, av, 1.0)).astype(rec.ctx[2].dtype))  # in the output's dtype
+            gb = sum_to(g * (out * log_a) * keep, _shape(rec.ctx[1]))
+        return ga, gb
 
 
 class MatMul(Primitive):
@@ -236,6 +299,26 @@ class MatMul(Primitive):
         gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        a, b = rec.parents  # the Tensor's @ wraps a constant operand, so both are Tensors
+        na, nb = _needs(rec)
+        if a.ndim == 2 and b.ndim == 1:  # δ hᵀ as a broadcast product (n, 1) ⊙ (1, k)
+            return (g.reshape(-1, 1) * b.reshape(1, -1) if na else None), (a.T @ g if nb else None)
+        if a.ndim == 2 and b.ndim == 2:
+            return (g @ b.T if na else None), (a.T @ g if nb else None)
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if na else None), (g * a if nb else None)
+        if a.ndim == 1 and b.ndim == 2:
+            return (b @ g if na else None), (a.reshape(-1, 1) * g.reshape(1, -1) if nb else None)
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = g.reshape(np.matmul(a2.data[..., :1, :], b2.data[..., :, :1]).shape[:-2]
+                       + (a2.shape[-2], b2.shape[-1]))
+        ga = sum_to(g2 @ _swap_last(b2), a2.shape).reshape(a.shape) if na else None
+        gb = sum_to(_swap_last(a2) @ g2, b2.shape).reshape(b.shape) if nb else None
+        return ga, gb
+
 
 class Affine(Primitive):
     """z = W h + b: one layer's pre-activation, the practical's z^[l] = W^[l] h^[l−1] + b^[l].
@@ -266,6 +349,15 @@ class Affine(Primitive):
             return g[:, None] * h, (W.T @ g if need_h else None), g
         return g.T @ h, (g @ W if need_h else None), g.sum(axis=0)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        W, h, b = rec.parents
+        nW, nh, nb = _needs(rec)
+        if h.ndim == 1:  # δ hᵀ as a broadcast product (out, 1) ⊙ (1, in)
+            return (g.reshape(-1, 1) * h.reshape(1, -1) if nW else None), (W.T @ g if nh else None), \
+                (g if nb else None)
+        return (g.T @ h if nW else None), (g @ W if nh else None), (g.sum(axis=0) if nb else None)
+
 
 def _f_order(x: np.ndarray) -> bool:
     return x.flags.f_contiguous and not x.flags.c_contiguous
@@ -289,6 +381,10 @@ class Tanh(Primitive):
         # the same three roundings into one buffer: a batch of hidden units allocates once, not thrice
         np.subtract(1.0, t, out=t)
         return (np.multiply(g, t, out=t),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * (1.0 - out * out),)
 
 
 class Sigmoid(Primitive):
@@ -318,6 +414,10 @@ class Sigmoid(Primitive):
         h, c = ctx
         return (g * (h * c),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * (out * (1.0 - out)),)
+
 
 class Relu(Primitive):
     """h = max(z, 0).   ∂L/∂z = g ⊙ 1[z > 0]   (0 at z = 0; relu(−∞) = 0, NaN stays NaN)."""
@@ -334,6 +434,10 @@ class Relu(Primitive):
     def vjp(g, mask):
         return (g * mask,)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * rec.ctx,)  # the mask is a constant: relu'' = 0 away from the kink
+
 
 class Exp(Primitive):
     """out = eᶻ.   ∂L/∂z = g ⊙ eᶻ.   Overflows to inf (NumPy's RuntimeWarning) past z ≈ 709.78 in float64."""
@@ -347,6 +451,10 @@ class Exp(Primitive):
 
     @staticmethod
     def vjp(g, out):
+        return (g * out,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
         return (g * out,)
 
 
@@ -363,6 +471,10 @@ class Log(Primitive):
     def vjp(g, z):
         return (g / z,)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g / rec.parents[0],)
+
 
 class Abs(Primitive):
     """out = |a|.   ∂L/∂a = g ⊙ sign(a)   (0 at a = 0, as PyTorch's subgradient)."""
@@ -376,6 +488,10 @@ class Abs(Primitive):
     @staticmethod
     def vjp(g, a):
         return (g * np.sign(a),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * np.sign(rec.ctx),)  # sign is piecewise constant: |a|'' = 0 away from 0
 
 
 class Sqrt(Primitive):
@@ -392,6 +508,10 @@ class Sqrt(Primitive):
     def vjp(g, out):
         with np.errstate(divide="ignore"):
             return (g / (2.0 * out),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g / (out * 2.0),)
 
 
 class Clamp(Primitive):
@@ -420,6 +540,10 @@ class Clamp(Primitive):
     @staticmethod
     def vjp(g, inside):
         return (g * inside,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g * rec.ctx,)
 
 
 class Max(Primitive):
@@ -458,6 +582,13 @@ class Max(Primitive):
             g = np.expand_dims(g, axis)
         return (g * w,)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        w, axis, keepdims = rec.ctx  # constant weights: the maximum's place does not move under a nudge
+        if axis is not None and not keepdims:
+            g = g.reshape(_kept_shape(w.shape, axis))
+        return (g * w,)
+
 
 class Copy(Primitive):
     """out = a copy of a (``clone``).   ∂L/∂a = g."""
@@ -470,6 +601,10 @@ class Copy(Primitive):
 
     @staticmethod
     def vjp(g, ctx):
+        return (g,)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
         return (g,)
 
 
@@ -492,6 +627,10 @@ class Compare(Primitive):
     def vjp(g, ctx):
         sa, sb = ctx
         return np.zeros(sa, g.dtype), np.zeros(sb, g.dtype)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return None, None
 
 
 class LogSumExp(Primitive):
@@ -545,6 +684,12 @@ class LogSumExp(Primitive):
             g = g.reshape(lse.shape)
         return (g * (t / r),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        # softmax(z) = exp(z − out), written in Tensor ops so that it is differentiable again.
+        kept = rec.ctx[1].shape
+        return (g.reshape(kept) * (rec.parents[0] - out.reshape(kept)).exp(),)
+
 
 class CrossEntropy(Primitive):
     """Softmax cross-entropy with integer labels: L = logsumexp(z) − z_y per example.
@@ -573,6 +718,16 @@ class CrossEntropy(Primitive):
         d[index] -= g  # g ⊙ (p − e_y)
         return (d,)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        # g ⊙ (softmax(z) − e_y) in Tensor ops: softmax from a recorded logsumexp, e_y scattered.
+        z = rec.parents[0]
+        lctx, index = rec.ctx
+        axis = None if z.ndim == 1 else -1
+        lse = _tensor.apply(LogSumExp, (z,), (z.data,), (axis, True))
+        gk = g if z.ndim == 1 else g.reshape(-1, 1)
+        return (gk * (z - lse).exp() - _apply(Scatter, g, z.shape, index),)
+
 
 class Sum(Primitive):
     """out = Σ z along ``axis``.   ∂L/∂z = g broadcast back to z's shape."""
@@ -589,6 +744,13 @@ class Sum(Primitive):
         if not keepdims and axis is not None:
             g = np.expand_dims(g, axis)
         return (np.broadcast_to(g, shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        shape, axis, keepdims = rec.ctx
+        if not keepdims and axis is not None:
+            g = g.reshape(_kept_shape(shape, axis))
+        return (broadcast_to(g, shape),)
 
 
 class Mean(Primitive):
@@ -609,6 +771,13 @@ class Mean(Primitive):
             g = np.expand_dims(g, axis)
         return (np.broadcast_to(g / n, shape),)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        shape, axis, keepdims, n = rec.ctx
+        if not keepdims and axis is not None:
+            g = g.reshape(_kept_shape(shape, axis))
+        return (broadcast_to(g / n, shape),)
+
 
 class Reshape(Primitive):
     """out = z viewed with a new shape.   ∂L/∂z = g reshaped back."""
@@ -622,6 +791,10 @@ class Reshape(Primitive):
     @staticmethod
     def vjp(g, shape):
         return (g.reshape(shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g.reshape(rec.ctx),)
 
 
 class Transpose(Primitive):
@@ -638,6 +811,11 @@ class Transpose(Primitive):
         if axes is None:
             return (np.transpose(g),)
         return (np.transpose(g, np.argsort(axes)),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        axes = rec.ctx
+        return (_apply(Transpose, g, None if axes is None else tuple(int(i) for i in np.argsort(axes))),)
 
 
 class GetItem(Primitive):
@@ -663,6 +841,11 @@ class GetItem(Primitive):
             np.add.at(out, index, g)
         return (out,)
 
+    @staticmethod
+    def vjp_t(g, out, rec):
+        shape, _, index = rec.ctx
+        return (_apply(Scatter, g, shape, index),)
+
 
 def _is_basic(index) -> bool:
     """Basic indexing (ints and slices) never selects an element twice."""
@@ -672,8 +855,126 @@ def _is_basic(index) -> bool:
     return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
 
 
+class Scatter(Primitive):
+    """out = a zeros array of ``shape`` with g added into the places ``index`` selects
+    (GetItem's vjp as an op of its own, so that it can be differentiated again).
+
+    ∂L/∂g = (∂L/∂out)[index]: gathering is the adjoint of scattering.
+    """
+
+    name = "scatter"
+
+    @staticmethod
+    def forward(g, shape, index):
+        out = np.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g
+        else:
+            np.add.at(out, index, g)
+        return out, index
+
+    @staticmethod
+    def vjp(g, index):
+        return (g[index],)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (g[rec.ctx],)
+
+
+class SumTo(Primitive):
+    """out = z summed over the axes broadcasting added or stretched, down to ``shape``
+    (the vjp of every broadcasting op, as an op).   ∂L/∂z = g broadcast back to z's shape."""
+
+    name = "sum_to"
+
+    @staticmethod
+    def forward(z, shape):
+        return unbroadcast(z, shape), z.shape
+
+    @staticmethod
+    def vjp(g, shape):
+        return (np.broadcast_to(g, shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (broadcast_to(g, rec.ctx),)
+
+
+class BroadcastTo(Primitive):
+    """out = z broadcast to ``shape`` (a read-only view).   ∂L/∂z = g summed back to z's shape."""
+
+    name = "broadcast_to"
+
+    @staticmethod
+    def forward(z, shape):
+        return np.broadcast_to(z, shape), np.shape(z)
+
+    @staticmethod
+    def vjp(g, shape):
+        return (unbroadcast(g, shape),)
+
+    @staticmethod
+    def vjp_t(g, out, rec):
+        return (sum_to(g, rec.ctx),)
+
+
+# ------------------------------------------------------------------ second order
+# Each primitive's ``vjp_t(g, out, rec)`` is its vjp written in Tensor ops: ``g`` is ∂L/∂out as a
+# Tensor, ``out`` the op's output Tensor and ``rec`` its Record (parents, ctx, args).  Only the
+# create_graph walk (:mod:`tinygrad_mlp.autograd.higher`) calls it; the ops it applies are recorded
+# like any others, so the gradient it returns can be differentiated again.  It returns None for an
+# input that needs no gradient.  The first-order walk never touches it.
+
+def _needs(rec) -> tuple:
+    return tuple(p is not None and p.requires_grad for p in rec.parents)
+
+
+def _operands(rec) -> tuple:
+    """Each input as its Tensor, or as the constant array or number the forward saved in ctx[:2]."""
+    return tuple(c if p is None else p for p, c in zip(rec.parents, rec.ctx))
+
+
+def _kept_shape(shape: tuple, axis) -> tuple:
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _swap_last(t):
+    axes = list(range(t.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return _apply(Transpose, t, tuple(axes))
+
+
+def _where_one(x, keep):
+    """x where ``keep`` (a constant mask), 1 elsewhere, differentiable in x where kept."""
+    if keep.all():
+        return x
+    if not isinstance(x, _tensor.Tensor):
+        return np.where(keep, x, 1).astype(np.result_type(x), copy=False)
+    return x * keep + (~keep).astype(x.dtype)
+
+
+def _apply(prim, t, *args):
+    return _tensor.apply(prim, (t,), (t.data,), args)
+
+
+def sum_to(g, shape: tuple):
+    """Tensor ``g`` summed down to ``shape`` (recorded as :class:`SumTo`); g itself when it has that shape."""
+    return g if g.shape == tuple(shape) else _apply(SumTo, g, tuple(shape))
+
+
+def broadcast_to(g, shape: tuple):
+    """Tensor ``g`` broadcast to ``shape`` (recorded as :class:`BroadcastTo`)."""
+    return g if g.shape == tuple(shape) else _apply(BroadcastTo, g, tuple(shape))
+
+
 PRIMITIVES: dict[str, type[Primitive]] = {
     p.name: p
     for p in (Add, Sub, Neg, Mul, Div, Pow, PowT, MatMul, Affine, Tanh, Sigmoid, Relu, Exp, Log, Abs, Sqrt,
-              Clamp, Max, Copy, Compare, LogSumExp, CrossEntropy, Sum, Mean, Reshape, Transpose, GetItem)
+              Clamp, Max, Copy, Compare, LogSumExp, CrossEntropy, Sum, Mean, Reshape, Transpose, GetItem,
+              Scatter, SumTo, BroadcastTo)
 }
+
+# The cycle is deliberate and harmless: vjp_t builds Tensors, and only runs once both modules are loaded.
+from . import tensor as _tensor  # noqa: E402

@@ -26,6 +26,8 @@ object with these methods; nothing is patched, and other threads run untouched:
 
 * ``op(prim, parents, arrays, args, out, ctx, tensor)`` after every applied op, recorded or not;
 * ``backward(root, grad, retain_graph)`` before a backward walk, ``after_backward(root)`` after it;
+  ``backward(root, grad, retain_graph, create_graph=True)`` before a second-order walk
+  (``backward(create_graph=True)`` or ``autograd.grad``), which a capture refuses;
 * ``grad_cleared(tensor)`` when ``tensor.grad = None`` (``zero_grad``);
 * ``optimizer_step(optimizer)`` when an optimiser's ``step()`` starts;
 * ``conversion(tensor, what)`` when a tensor is turned into a Python value (``item``, ``float``,

@@ -292,7 +292,8 @@ class Tensor:
 
     @property
     def grad(self) -> np.ndarray | None:
-        """∂L/∂self after a backward: an array of this tensor's own (never shared with another's)."""
+        """∂L/∂self after a backward: an array of this tensor's own (never shared with another's);
+        a Tensor on the tape after ``backward(create_graph=True)``."""
         return self._grad
 
     @grad.setter
@@ -720,13 +721,19 @@ class Tensor:
         return apply(Reshape, (self,), (self.data,), (shape,))
 
     # ---------------------------------------------------------------- backward
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate ∂self/∂x into ``x.grad`` for every leaf x that requires grad.
 
         ``grad`` is the upstream gradient ∂L/∂self (defaults to 1 for a
         scalar).  The tape is walked once, newest record first; records are
-        freed afterwards unless ``retain_graph``.
+        freed afterwards unless ``retain_graph`` (which defaults to ``create_graph``).
+
+        With ``create_graph=True`` the backward pass is itself recorded, as in PyTorch: each
+        ``x.grad`` becomes a Tensor on the tape that can be differentiated again
+        (:mod:`tinygrad_mlp.autograd.higher`).  Without it nothing changes: ``.grad`` is an ndarray.
         """
+        if create_graph:
+            return _backward_graph(self, grad, retain_graph)
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no recorded ops")
         if grad is None:
@@ -758,6 +765,28 @@ class Tensor:
             run_backward(self, g, retain_graph)
         if cap is not None:
             cap.after_backward(self)
+
+
+def _backward_graph(t: Tensor, grad: Any, retain_graph: bool | None) -> None:
+    """backward(create_graph=True): the recorded walk of :mod:`.higher`, gradients as Tensors."""
+    from .higher import walk  # the second-order walk loads only when first asked for
+
+    if not t.requires_grad:
+        raise RuntimeError("backward(): this tensor does not require grad and has no recorded ops")
+    if grad is None:
+        if t.data.size != 1:
+            raise ValueError(
+                f"backward(): grad can be omitted only for a scalar, but this tensor has shape {t.shape}; "
+                "pass grad= of the same shape")
+        g = _new(np.ones(t.shape, t.data.dtype))
+    else:
+        g = grad if isinstance(grad, Tensor) else _new(np.array(grad, dtype=t.data.dtype))
+        if g.shape != t.shape:
+            raise ValueError(f"grad: expected shape {t.shape}, got {g.shape}")
+    cap = _local.state.capture
+    if cap is not None:  # the observer refuses: a replay runs one first-order backward
+        cap.backward(t, grad, retain_graph, create_graph=True)
+    walk([t], [g], create_graph=True, retain_graph=True if retain_graph is None else bool(retain_graph))
 
 
 def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:

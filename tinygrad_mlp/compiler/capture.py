@@ -59,7 +59,11 @@ class Trace:
                 self.before[id(p)] = p.data.copy()
         self.ops.append((len(self.calls) - 1, parents, t, t.requires_grad))
 
-    def backward(self, root, grad, retain_graph):
+    def backward(self, root, grad, retain_graph, create_graph=False):
+        if create_graph:
+            raise CaptureError("compiled step: second-order gradients (backward(create_graph=True), "
+                               "autograd.grad and the transforms built on it) cannot be compiled; "
+                               "run this step eagerly")
         if self.backward_at is not None:
             raise CaptureError("compiled step: backward() was called twice in one step")
         if grad is not None or retain_graph:

@@ -116,7 +116,19 @@ class Optimizer:
         cap = state().capture
         if cap is not None:  # a compiled step is being captured in this thread: it reads the update
             cap.optimizer_step(self)
-        self.update()
+        # After backward(create_graph=True) a .grad is a Tensor: update from its values (as PyTorch
+        # does), since ``p.data -= lr * Tensor`` would rebind p.data to a Tensor.
+        recorded = [(p, p._grad) for p in self.params if type(p._grad) is Tensor]
+        if not recorded:
+            self.update()
+            return
+        for p, g in recorded:
+            p._grad = g.data
+        try:
+            self.update()
+        finally:
+            for p, g in recorded:
+                p._grad = g
 
     #: A Python expression over ``opt`` choosing this step's :class:`Update` (None: no description).
     #: One expression, so that a compiled replay can inline the same choice ``update_rule()`` makes.
