@@ -510,3 +510,17 @@ def test_the_newer_primitives_replay_as_eager_runs_them(backend):
             le, lc = float(eager(x, y).data), replay(x, y)
             assert le == lc if backend == "numpy" else abs(le - lc) <= 1e-12
     assert_same_weights(m1, m2, tol=0.0 if backend == "numpy" else 1e-12)
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh", "identity"])
+def test_every_activation_replays_bit_identical_far_into_its_tails(hidden):
+    # sigmoid's forward takes each tail from e^−|z| and relu is max(z, 0): a replay rule that kept the old
+    # formulas would differ from eager by an ulp here, where |z| reaches the tens
+    m1, o1, step1 = make([5, 7, 3], hidden=hidden, momentum=0.5, lr=0.1, seed=1)
+    m2, o2, step2 = make([5, 7, 3], hidden=hidden, momentum=0.5, lr=0.1, seed=1)
+    eager, compiled = step1, compile_step(step2)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        x, y = rng.uniform(-30, 30, 5), np.eye(3)[rng.integers(0, 3)]
+        assert float(eager(x, y).data) == compiled(x, y)
+    assert_same_weights(m1, m2)
