@@ -166,10 +166,12 @@ def _addr(a):
 # --------------------------------------------------------------------------- rendering
 BLAS_AT = 20_000  # multiply-adds from which a product goes to BLAS (np.dot) rather than loops
 
-_BIN = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">"}
+_BIN = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "ge": ">="}
 _UN = {"neg": "-({})", "tanh": "np.tanh({})", "exp": "np.exp({})", "log": "np.log({})",
        "sqrt": "np.sqrt({})", "copy": "{}", "abs": "np.abs({})",
-       "sign": "np.sign({})"}
+       "sign": "np.sign({})",
+       # np.maximum(z, 0): z above 0, NaN kept, else +0.0 (Python's max would keep a −0.0)
+       "relu": "({0} if ({0} > 0) or ({0} != {0}) else 0.0)"}
 
 
 class Renderer:

@@ -187,21 +187,41 @@ def tanh_vjp(b, c, gv, need):
 
 
 def sigmoid_forward(b, c):
+    """Sigmoid.forward as elementwise ops: e = exp(−|z|), d = 1 + e, σ(|z|) = 1/d, σ(−|z|) = e/d, then the
+    side of 0 picked with a 0/1 mask m: m·big + (1 − m)·small.  Both are finite and ≥ 0, so adding the
+    other side's 0 changes no bit: the same numbers as np.where."""
     o = _outbuf(b, c)
-    if o is not None:  # ½(1 + tanh(z/2)), as Sigmoid.forward
-        b.op("mul", ["0.5", c.a[0]], o)
-        b.op("tanh", [o], o)
-        b.op("add", ["1.0", o], o)
-        b.op("mul", ["0.5", o], o)
+    if o is None or not isinstance(c.ctx, tuple) or len(c.ctx) != 2:
+        return None
+    z = c.a[0]
+    shape, dt = np.shape(c.out), np.asarray(c.out).dtype
+    e, d, big, small, m, t = (b.buf(shape, dt) for _ in range(6))
+    other = b.name(c.ctx[1], "m")
+    b.op("abs", [z], e)
+    b.op("neg", [e], e)
+    b.op("exp", [e], e)
+    b.op("add", ["1.0", e], d)
+    b.op("div", ["1.0", d], big)
+    b.op("div", [e, d], small)
+    b.op("ge", [z, "0"], m)
+    b.op("mul", [m, big], o)          # h = σ(z)
+    b.op("sub", ["1.0", m], t)
+    b.op("mul", [t, small], d)
+    b.op("add", [o, d], o)
+    b.op("mul", [m, small], other)    # σ(−z), kept for the vjp
+    b.op("mul", [t, big], d)
+    b.op("add", [other, d], other)
+    b.ctxvars[c.k] = other
     return o
 
 
 def sigmoid_vjp(b, c, gv, need):
+    other = b.ctxvars.get(c.k)
+    if other is None or not other.startswith("m"):
+        return generic_vjp(b, c, gv, need)
     _, oshape, odt = _geometry(c)
-    h = b.name_of(c.out)
     n, t = b.buf(oshape, odt), b.buf(oshape, odt)
-    b.op("sub", [b.const(np.array(1.0, odt)), h], t)
-    b.op("mul", [h, t], t)
+    b.op("mul", [b.name_of(c.out), other], t)  # g ⊙ (σ(z) σ(−z)), as Sigmoid.vjp
     b.op("mul", [gv, t], n)
     return [n]
 
@@ -214,7 +234,7 @@ def relu_forward(b, c):
         return None
     mask = b.name(c.ctx, "m")
     b.op("gt", [c.a[0], "0"], mask)
-    b.op("mul", [c.a[0], mask], o)
+    b.op("relu", [c.a[0]], o)  # max(z, 0): 0 at −∞, where z · mask would be NaN
     b.ctxvars[c.k] = mask
     return o
 
@@ -383,7 +403,8 @@ FUNCS = {"lse_axis": lse_axis, "isfinite_": math.isfinite, "log_": math.log, "np
          "neg": np.negative, "tanh": np.tanh, "exp": np.exp, "log": np.log, "gt": np.greater,
          "copyto": np.copyto, "add_reduce": np.add.reduce, "max_reduce": np.maximum.reduce,
          "isfinite": np.isfinite, "sqrt": np.sqrt,
-         "copy": np.positive, "abs": np.abs, "sign": np.sign}  # copy(a, out=o): the values of a, as an out= call
+         "copy": np.positive, "abs": np.abs, "sign": np.sign, "ge": np.greater_equal,
+         "relu": lambda z, out=None: np.maximum(z, 0, out=out)}  # copy(a, out=o): the values of a, as an out= call
 
 
 def _lse_ok(z, args, out, ctx) -> bool:
@@ -552,10 +573,8 @@ RULES: dict = {
     P.MatMul: Rule(elementwise("matmul"), matmul_vjp),
     P.Affine: Rule(affine_forward, affine_vjp),
     P.Tanh: Rule(elementwise("tanh"), tanh_vjp),
-    # sigmoid (each tail from e^−|z|) and relu (max(z, 0), finite at −∞) changed their forwards for
-    # accuracy; until their buffered rules follow, the primitives' own code keeps replays bit-identical
-    P.Sigmoid: GENERIC,
-    P.Relu: GENERIC,
+    P.Sigmoid: Rule(sigmoid_forward, sigmoid_vjp),
+    P.Relu: Rule(relu_forward, relu_vjp),
     P.Exp: Rule(elementwise("exp"), exp_vjp),
     P.Abs: Rule(elementwise("abs"), abs_vjp),
     P.Copy: Rule(copy_forward, copy_vjp),
