@@ -585,3 +585,12 @@ def test_worked_solution_rejects_bad_input(bad, match):
     args.update(bad)
     with pytest.raises((ValueError, TypeError), match=re.escape(match)):
         worked_solution(**args)
+
+
+def test_a_number_whose_trimmed_mantissa_is_a_whole_digit_has_no_dangling_point():
+    from tinygrad_mlp.practical.render.sheet import format_number
+
+    # found by hypothesis: −5.0001e-05 at 2 digits printed as "-5.e-05", which no reader parses as one number
+    assert format_number(-5.0001e-05, 2) == "-5e-05"
+    assert float(format_number(-5.0001e-05, 2)) == -5e-05
+    assert format_number(1.5e-05, 2) == "1.5e-05" and format_number(2e7, 3) == "2e+07"

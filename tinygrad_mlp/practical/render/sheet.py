@@ -50,7 +50,8 @@ def format_number(v: float, digits: int = DEFAULT_DIGITS, zero_below: float = ZE
         s = np.format_float_positional(v, precision=digits, unique=False, fractional=False, trim="-")
         return "0" if s in ("-0", "0") else s
     mant, exp = np.format_float_scientific(v, precision=digits - 1, unique=False, trim="-").split("e")
-    return f"{mant}e{int(exp):+03d}"
+    # trim="-" leaves the point of a mantissa whose digits were all trimmed (-5.0 -> "-5."): drop it
+    return f"{mant.rstrip('.')}e{int(exp):+03d}"
 
 
 def _exact(v: float) -> str:
