@@ -826,7 +826,7 @@ def make_figures(rep: Report) -> dict:
 
 # Rows that start from the shared initial weights and visit the examples in the shared order, and rows
 # that draw scikit-learn's own weights and shuffles from RandomState(seed) (the same draws as each other).
-_SHARED_START = ("tinygrad_mlp", "reference", "torch", "compiled", "compiled_fused")
+_SHARED_START = ("tinygrad_mlp", "reference", "torch", "compiled", "compiled_fused", "native", "jax")
 _SKLEARN_START = ("sklearn_sgd", "estimator")
 
 
