@@ -40,16 +40,8 @@ from tinygrad_mlp.training.estimators import MLPClassifier  # noqa: E402
 from tinygrad_mlp.training.loop import train  # noqa: E402
 from tinygrad_mlp.training.sklearn_compat import sklearn_epoch_order, sklearn_init  # noqa: E402
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from overhead import cpu_model  # noqa: E402  (one machine description for every benchmark)
 
 
 def run_train(X, y, epochs, lr, seed):
