@@ -13,21 +13,13 @@ import sys
 from ..practical.check import AnswersError, check_answers
 from ..practical.exercise import BUILTINS, ExerciseMismatchError, SpecError
 from .exercise import _spec, _write
+from . import Parser, UsageError
 
 __all__ = ["main", "build_parser"]
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr and exit 2, not argparse's usage dump
-        raise _UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tinygrad_mlp check",
+    p = Parser(prog="python -m tinygrad_mlp check",
                 description="Check a student's answers to an exercise: each number right or wrong at the precision "
                             "it was written to, the mistake behind the first wrong one, and the numbers carried "
                             "forward from it.")
@@ -45,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         report = check_answers(_spec(args.exercise), args.answers)
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    except (_UsageError, SpecError, AnswersError) as e:
+    except (UsageError, SpecError, AnswersError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ExerciseMismatchError as e:

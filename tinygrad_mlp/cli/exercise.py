@@ -25,21 +25,13 @@ from pathlib import Path
 from ..files import OutputPathError, atomic_write_text, check_output_path
 from ..practical.exercise import BUILTINS, ExerciseMismatchError, SpecError, builtin, load_spec, parse_spec, run_step
 from ..practical.render import DEFAULT_DIGITS, FORMATS, WorkedSolution
+from . import Parser, UsageError
 
 __all__ = ["main", "build_parser"]
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr and exit 2, not argparse's usage dump
-        raise _UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tinygrad_mlp exercise",
+    p = Parser(prog="python -m tinygrad_mlp exercise",
                 description="One SGD / batch gradient-descent step of the practical, every number shown, "
                             "checked against the hand-written backprop.")
     p.add_argument("exercise", help=f"a built-in ({', '.join(BUILTINS)}) or a SPEC.json path")
@@ -81,9 +73,9 @@ def _run(argv: list[str]) -> tuple[str, list[str]]:
     """Everything that can fail, done before printing: returns (stdout text, notes for stderr)."""
     args = build_parser().parse_args(argv)
     if not 1 <= args.digits <= 17:
-        raise _UsageError(f"--digits: expected an int from 1 to 17, got {args.digits}")
+        raise UsageError(f"--digits: expected an int from 1 to 17, got {args.digits}")
     if args.fragment and (args.format or "text") != "latex":
-        raise _UsageError("--fragment: only applies with --format latex")
+        raise UsageError("--fragment: only applies with --format latex")
     # Every output path is checked before the step is computed: a typo costs nothing.
     if args.output:
         check_output_path(args.output, "--output")
@@ -117,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         text, notes = _run(argv)
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    except (_UsageError, SpecError, OutputPathError) as e:
+    except (UsageError, SpecError, OutputPathError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ExerciseMismatchError as e:

@@ -18,23 +18,15 @@ from ..files import OutputPathError, check_output_path
 from ..nn.export import export_onnx, save_safetensors
 from ..nn.layers import MLP
 from ..nn.serialize import ModelFileError, load_with_meta
+from . import Parser, UsageError
 
 __all__ = ["main"]
 
 FORMATS = (".safetensors", ".onnx")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tinygrad_mlp export",
+    p = Parser(prog="python -m tinygrad_mlp export",
                 description="Export a model saved by tinygrad_mlp (e.g. `digits --save MODEL.npz`) to "
                             "safetensors (PyTorch's Sequential layout) or ONNX, chosen by OUT's suffix.")
     p.add_argument("model", metavar="MODEL.npz", help="the saved model")
@@ -45,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except _UsageError as e:
+    except UsageError as e:
         print(f"error: {e}\n\n{_parser().format_usage()}", file=sys.stderr, end="")
         return 2
     suffix = next((s for s in FORMATS if args.out.lower().endswith(s)), None)

@@ -34,23 +34,15 @@ import numpy as np
 from ..nn.layers import MLP
 from ..nn.serialize import ModelFileError, load_with_meta
 from ..autograd.tensor import no_grad
+from . import Parser, UsageError
 
 __all__ = ["main", "predict", "read_images", "check_range", "MAX_IMAGES_BYTES"]
 
 MAX_IMAGES_BYTES = 2**31  # 2 GiB of pixels, 4 million 8 × 8 float64 images: predict reads no more
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse exits; main() turns it into a return value
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tinygrad_mlp predict",
+    p = Parser(prog="python -m tinygrad_mlp predict",
                 description="Classify digit images (or apply any MLP) with a model saved by "
                             "tinygrad_mlp.nn.serialize.save (e.g. by `python -m tinygrad_mlp digits --save MODEL.npz`).")
     p.add_argument("model", metavar="MODEL.npz", help="the saved model")
@@ -214,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except _UsageError as e:
+    except UsageError as e:
         print(f"{parser.format_usage().rstrip()}\nerror: {e}", file=sys.stderr)
         return 2
     except SystemExit as e:  # --help
