@@ -59,6 +59,123 @@ def test_native_agrees_with_eager_over_random_mlps(sizes, hidden, pair, batch, o
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
 
 
+# ------------------------------------------------------------------------------- the kernel's exp and tanh
+def _ulps(got, want):
+    return np.abs(got - want) / np.spacing(np.abs(want))
+
+
+def test_the_kernels_exp_and_tanh_agree_with_numpys_to_a_few_ulp():
+    from tinygrad_mlp.compiler import native_math as nm
+
+    @numba.njit
+    def apply(f, a):
+        out = np.empty_like(a)
+        for i in range(a.size):
+            out[i] = f(a[i])
+        return out
+    rng = np.random.default_rng(0)
+    for scale in (1e-9, 1e-3, 0.5, 3.0, 40.0, 300.0):
+        a = rng.normal(0.0, scale, 20_000)
+        with np.errstate(over="ignore"):
+            want_e = np.exp(a)
+        got_e = apply(nm.exp, a)
+        normal = np.isfinite(want_e) & (want_e > np.finfo(float).tiny)
+        assert _ulps(got_e[normal], want_e[normal]).max() <= 1.0, scale
+        assert np.array_equal(got_e[~normal] == 0, want_e[~normal] == 0)  # underflow, overflow alike
+        assert np.array_equal(np.isinf(got_e), np.isinf(want_e))
+        assert _ulps(apply(nm.tanh, a), np.tanh(a)).max() <= 3.0, scale
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 19.99, 20.0, 21.0, -25.0,
+                        709.7, 709.8, -708.0, -745.0, -746.0, 1e308, -1e308])
+    with np.errstate(over="ignore"):
+        for f, ref in ((nm.exp, np.exp), (nm.tanh, np.tanh)):
+            got, want = apply(f, special), ref(special)
+            finite = np.isfinite(want) & (np.abs(want) > np.finfo(float).tiny)
+            assert _ulps(got[finite], want[finite]).max() <= 3.0, f
+            np.testing.assert_array_equal(got[~finite], want[~finite])  # NaN, ±inf, 0 and subnormals
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # tanh(−0.0) is −0.0
+
+
+# ------------------------------------------------------------------------------- the per-call entry
+def test_a_nonfinite_input_is_refused_by_name_and_changes_nothing():
+    m1, _, eager = make([4, 5, 3], seed=3)
+    m2, _, step = make([4, 5, 3], seed=3)
+    native = compile_step(step, backend="native")
+    xs, ys = data(np.random.default_rng(1), 4, 3, None, "softmax", 4)
+    for x, y in zip(xs[:2], ys[:2]):
+        eager(x, y), native(x, y)
+    before = [p.data.copy() for p in m2.parameters()]
+    bad = xs[2].copy()
+    bad[1] = np.nan
+    with pytest.raises(ValueError, match="x: expected finite"):
+        native(bad, ys[2])
+    bad[1] = -np.inf
+    with pytest.raises(ValueError, match="y: expected finite"):
+        native(xs[2], np.where(ys[2] > 0, np.inf, 0.0))
+    assert all(np.array_equal(b, p.data) for b, p in zip(before, m2.parameters()))
+    for x, y in zip(xs[2:], ys[2:]):  # and the kernel goes on as before
+        assert abs(float(eager(x, y).data) - native(x, y)) <= 1e-12
+    assert native.fallback_reason is None and weights_diff(m1, m2) <= 1e-12
+
+
+def test_inputs_of_another_shape_dtype_or_layout_take_the_compiled_steps_path():
+    m1, _, eager = make([4, 5, 3], seed=4)
+    m2, _, step = make([4, 5, 3], seed=4)
+    native = compile_step(step, backend="native")
+    rng = np.random.default_rng(2)
+    xs, ys = data(rng, 4, 3, None, "softmax", 3)
+    xb, yb = data(rng, 4, 3, 2, "softmax", 1)
+    wide = rng.uniform(-2, 2, (4, 2))
+    calls = [(xs[0], ys[0]), (xs[1], ys[1]), (xb[0], yb[0]), (wide[:, 0], ys[2]),  # a strided view
+             (xs[2].tolist(), ys[2]), (xs[1], ys[1])]
+    for x, y in calls:
+        assert abs(float(eager(np.asarray(x), y).data) - native(x, y)) <= 1e-12
+    assert weights_diff(m1, m2) <= 1e-12
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+def test_gradients_are_the_last_steps_after_an_epoch_also_when_a_weight_is_used_twice(opt):
+    """The update forms δ hᵀ itself and stores it only for the last example of an epoch: .grad must still
+    be eager's.  A gradient with two contributions (weight decay) must not be formed that way."""
+    rng = np.random.default_rng(7)
+    X, Y = rng.uniform(-1, 1, (30, 6)), np.eye(3)[rng.integers(0, 3, 30)]
+    kw = dict(opt="adam" if opt == "adam" else "sgd", momentum=0.9 if opt == "momentum" else 0.0, lr=0.01)
+    m1, _, eager = make([6, 5, 3], **kw)
+    m2, _, step = make([6, 5, 3], **kw)
+    native = compile_step(step, backend="native")
+    order = rng.permutation(30)
+    for i in order:
+        eager(X[i], Y[i])
+    native.epoch(X, Y, order)
+    assert weights_diff(m1, m2) <= 1e-12
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(p2.grad, p1.grad, rtol=0, atol=1e-12)
+
+    def decayed(model, o):  # W^[1] is used twice: its gradient is the sum of two contributions
+        W1 = model.parameters()[0]
+
+        def run(x, y):
+            o.zero_grad()
+            L = model.loss(x, y) + 1e-3 * (W1 * W1).sum()
+            L.backward()
+            o.step()
+            return L
+        return run
+    m3, o3, _ = make([6, 5, 3], **kw)
+    m4, o4, _ = make([6, 5, 3], **kw)
+    eager, native = decayed(m3, o3), compile_step(decayed(m4, o4), backend="native")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback
+        for i in order[:10]:
+            assert abs(float(eager(X[i], Y[i]).data) - native(X[i], Y[i])) <= 1e-10
+        native.epoch(X, Y, order[10:])
+    for i in order[10:]:
+        eager(X[i], Y[i])
+    assert native.fallback_reason is None
+    assert weights_diff(m3, m4) <= 1e-10
+    for p1, p2 in zip(m3.parameters(), m4.parameters()):
+        np.testing.assert_allclose(p2.grad, p1.grad, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
 def test_float32_native_agrees_with_eager_to_float32_rounding(opt):
     kw = dict(hidden="tanh", dtype=np.float32, opt="adam" if opt == "adam" else "sgd",
