@@ -613,9 +613,9 @@ class Kernel:
         skip = {id(d) for d in deferred.values()}
         self.deferred = sorted(deferred)
 
-        def loop(codes):
+        def loop(codes, keep):
             """The description's statements, element by element: one loop nest per parameter; a deferred
-            gradient is formed here, in a local."""
+            gradient is formed here, in a local, and stored for ``.grad`` only if ``keep``."""
             for (_, p, gname), lp in zip(items, locs):
                 r.flush()
                 shape, d = p.data.shape, deferred.get(gname)
@@ -624,40 +624,46 @@ class Kernel:
                     elem = {nm: r.index(l, idx, shape) for nm, l in lp.items()}
                     lines = []
                     if d is not None:  # its reads are never written in this loop (_deferrable)
-                        elem["g"] = r.var("g")
-                        lines.append(f"{elem['g']} = {r.expr(d, idx, shape, hoist)}")
+                        g = r.var("g")
+                        lines.append(f"{g} = {r.expr(d, idx, shape, hoist)}")
+                        if keep:
+                            lines.append(f"{elem['g']} = {g}")
+                        elem["g"] = g
                     for code in codes:
                         lines += _per_element(code, elem.get, cast)
                     return lines
                 r.nest(shape, body)
+            r.flush()
+
+        def update(keep):
+            if rule.init:
+                first = f"S[{self.slots.index('_first')}]"
+                r.emit(f"if {first} != 0.0:")
+                r.depth += 1
+                r.emit(f"{first} = 0.0")
+                loop((rule.init, rule.apply), keep)
+                r.depth -= 1
+                r.emit("else:")
+                r.depth += 1
+                loop((rule.advance, rule.apply), keep)
+                r.depth -= 1
+            else:
+                loop((rule.advance, rule.apply), keep)
 
         for k in range(len(ops) + 1):
             if k == before:
                 for line in _scalars_native(rule.scalars, self.slots):
                     r.emit(line)
-                if rule.init:
-                    first = f"S[{self.slots.index('_first')}]"
-                    r.emit(f"if {first} != 0.0:")
-                    r.depth += 1
-                    r.emit(f"{first} = 0.0")
-                    loop((rule.init, rule.apply))
-                    r.depth -= 1
-                    r.emit("else:")
-                    r.depth += 1
-                    loop((rule.advance, rule.apply))
-                    r.depth -= 1
-                else:
-                    loop((rule.advance, rule.apply))
                 if deferred:
-                    # the gradients for .grad, formed again (their inputs are unchanged): a loop that only
-                    # stores vectorises, where storing inside the update's loop (two arrays that might
-                    # alias, for LLVM) cost 2 µs a step on Question 3
-                    r.emit("if keep:")
-                    r.depth += 1
-                    for d in deferred.values():
-                        r.render(d)
-                    r.flush()
-                    r.depth -= 1
+                    # two copies of the update: with the stores for .grad (a single call, the last step of
+                    # an epoch) and without (every other step of an epoch, where nothing reads them)
+                    for cond, keep in (("if keep:", True), ("else:", False)):
+                        r.emit(cond)
+                        r.depth += 1
+                        update(keep)
+                        r.depth -= 1
+                else:
+                    update(True)
             if k < len(ops) and id(ops[k]) not in skip:
                 r.render(ops[k])
         r.flush()
