@@ -151,12 +151,12 @@ def test_replay_creates_no_tensor_and_no_tape_record():
     compiled(x, y)
     gc.collect()
     before_tape = tape_size()
-    before = sum(isinstance(o, Tensor) for o in gc.get_objects())
+    before = sum(issubclass(type(o), Tensor) for o in gc.get_objects())  # type(): a dead weakproxy (numba) raises on isinstance
     for _ in range(50):
         compiled(rng.normal(size=5), y)
     gc.collect()
     assert tape_size() == before_tape
-    assert sum(isinstance(o, Tensor) for o in gc.get_objects()) == before
+    assert sum(issubclass(type(o), Tensor) for o in gc.get_objects()) == before
 
 
 def test_a_thousand_replayed_steps_do_not_grow_memory():

@@ -689,8 +689,8 @@ class Kernel:
         xs = ", ".join(f"XS{k}[i]" for k in range(len(ins)))
         src = ("import numpy as np\nfrom numba import njit\n\n"
                f"from tinygrad_mlp.compiler.native_math import exp as exp_, tanh as tanh_  # {_MATH_HASH}\n\n"
-               "# sums may be reassociated (vectorised) and a·b + c fused; NaN and inf keep their meaning\n"
-               "FAST = {'reassoc', 'contract'}\n\n\n"
+               "# sums may be reassociated (vectorised); no a·b + c is fused, so that the update of a single call and of\n# an epoch (two copies of one loop) round alike; NaN and inf keep their meaning\n"
+               "FAST = {'reassoc'}\n\n\n"
                "# keep: store the gradients the update forms itself (the last step of an epoch, every single call)\n"
                f"@njit(cache=True, nogil=True, error_model=\"numpy\", fastmath=FAST)\n"
                f"def body({', '.join(ins + ['keep'] + rest)}):\n"
