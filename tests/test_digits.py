@@ -416,8 +416,12 @@ def test_train_compiled_gives_the_eager_weights_bit_for_bit(opt, batch_size):
     assert max_diff(runs[0][0], runs[1][0]) == 0.0 and runs[0][1] == runs[1][1]
 
 
+NATIVE = pytest.param("native", marks=pytest.mark.skipif(
+    __import__("importlib").util.find_spec("numba") is None, reason="numba is not installed"))
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.parametrize("compiled", [None, "exact"])
+@pytest.mark.parametrize("compiled", [None, "exact", NATIVE])
 def test_divergence_keeps_the_finite_updates_made_earlier_in_the_epoch(compiled):
     """Issue 13, item 8: the README promises the last finite values, not the epoch's start.
 
@@ -437,16 +441,23 @@ def test_divergence_keeps_the_finite_updates_made_earlier_in_the_epoch(compiled)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-def test_compiled_divergence_keeps_the_same_weights_as_eager():
+@pytest.mark.parametrize("compiled", ["exact", NATIVE])
+def test_compiled_divergence_keeps_the_same_weights_as_eager(compiled):
+    """The native kernel runs a whole epoch in one call; on a non-finite loss the epoch is run again step by
+    step from its start, so the error names the same step as eager's."""
     X, Y = _diverging_problem()
     finals = []
-    for compiled in (None, "exact"):
+    for c in (None, compiled):
         model = MLP([2, 1], hidden="identity", output="identity", weight_init=0.1, bias_init=0.0)
         with pytest.raises(DivergenceError) as info:
-            train(model, X, Y, epochs=1000, lr=5.0, loss="squared_error", shuffle=False, compiled=compiled)
+            train(model, X, Y, epochs=1000, lr=5.0, loss="squared_error", shuffle=False, compiled=c)
         finals.append((model.state_dict(), info.value.epoch, info.value.step))
     (a, ea, sa), (b, eb, sb) = finals
-    assert (ea, sa) == (eb, sb) and max_diff(a, b) == 0.0
+    assert (ea, sa) == (eb, sb)
+    if compiled == "exact":
+        assert max_diff(a, b) == 0.0
+    else:  # reassociated sums: equal to rounding, relative to weights that have grown large
+        assert all(np.allclose(a[k], b[k], rtol=1e-9, atol=0) for k in a)
     assert all(np.isfinite(v).all() for v in b.values())
 
 

@@ -13,8 +13,24 @@ the caller's arrays; each array is addressed by its offset and strides, all know
 transpose or a broadcast is only index arithmetic.
 
 Entry points: ``step(x, y)`` per call, ``step.epoch(X, Y, order)`` for the loop over ``order`` inside
-the kernel.  Sums and products are accumulated left to right (NumPy's pairwise sums and BLAS round
-differently), so the weights agree with eager training to rounding, not bit for bit.
+the kernel.  Sums may be reassociated (so that LLVM vectorises them; NumPy's pairwise sums and BLAS
+round differently again) and tanh/exp are :mod:`.native_math`'s (within 3 ulp of NumPy's), so the
+weights agree with eager training to rounding, not bit for bit.  The two entries run the same loops and
+agree with each other bit for bit.
+
+What makes it fast (Question 3, 64-50-10, one example a step; ``python benchmarks/scale.py``):
+
+* the loop over the examples is inside the kernel: one call an epoch;
+* tanh and exp vectorise (:mod:`.native_math`), where numba's own call the C library per element;
+* ∂L/∂W^[l] = δ^[l] h^[l−1]ᵀ is never written in full and read back: the update forms each element
+  where it uses it (:func:`_deferrable`), and stores it for ``.grad`` only where someone can read it
+  (every single call, the last example of an epoch: the ``keep`` argument);
+* an element that a loop nest reads but does not index by its innermost variable is loaded once
+  before that loop (:meth:`Renderer.nest`): every buffer lives in one arena, so LLVM could not
+  otherwise prove the loop's stores leave it alone, and would not vectorise;
+* Wᵀ δ sweeps the contiguous columns of W (an axpy per δ_k) rather than striding down them;
+* the per-call entry is generated straight-line Python (:meth:`Kernel.caller`) and the input checks
+  (shape, finite) run in the kernel.
 
 Needs numba (``pip install 'tinygrad_mlp[jit]'``).  A step the kernel cannot express (a primitive
 whose rule has no native form here, parameters that do not tile one buffer, an optimiser that only has

@@ -449,10 +449,26 @@ class Steps:
             return total, len(idx), None
         if self.batch_size == 1:
             step, rows, targets = self.step, self.rows, self.targets
+            start = 0
+            if isinstance(step, _Compiled) and self.Y.ndim == 2 and len(idx):
+                if not step.shapes:  # the first row captures, through the wrapper (which may fall back)
+                    v = step(rows[idx[0]], targets[idx[0]])
+                    if not isfinite(v):
+                        return total, 0, (0, v)
+                    total, start = v, 1
+                epoch = getattr(step.call, "epoch", None)
+                if epoch is not None:  # the native kernel: the rest of the epoch in one call
+                    t = epoch(self.X, self.Y, idx[start:])
+                    if isfinite(t):
+                        return total + t, len(idx), None
+                    # Diverged somewhere in this epoch: run it again step by step from its start, to stop
+                    # at the step where it happened, as every other path does.
+                    self._rewind()
+                    total, start = 0.0, 0
             if isinstance(step, _Compiled) and step.shapes:
                 # Every row has one shape, captured already: call the replay itself, no wrapper per step.
                 step = step.call
-            for s, i in enumerate(idx.tolist()):
+            for s, i in enumerate(idx[start:].tolist(), start):
                 v = step(rows[i], targets[i])
                 if not isfinite(v):
                     return total, s, (s, v)
@@ -468,6 +484,13 @@ class Steps:
             total += v if summed else v * len(chunk)
         return total, self.steps_per_epoch(len(idx)), None
 
+    def _rewind(self) -> None:
+        """The weights and optimiser state back to the start of the epoch (kept by :meth:`begin`)."""
+        weights, state = self._start
+        for p, w in zip(self.params, weights):
+            p.data[...] = w
+        vars(self.optimizer).update(copy.deepcopy(state))
+
     def recover(self, idx: np.ndarray, steps: int) -> tuple[int, str]:
         """Put back the last finite weights after a divergence; return (steps kept, what was kept).
 
@@ -479,10 +502,7 @@ class Steps:
         self.optimizer.zero_grad()
         if self.compiled is None and self.weights_finite():
             return steps, "the weights stay at their last finite values (that step's update was not applied)"
-        weights, state = self._start
-        for p, w in zip(self.params, weights):
-            p.data[...] = w
-        vars(self.optimizer).update(copy.deepcopy(state))
+        self._rewind()
         bs = self.batch_size
         kept = 0
         for s in range(steps):
