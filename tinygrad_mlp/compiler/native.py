@@ -833,7 +833,7 @@ def _guards(inputs, names, status, check_finite):
         dims = " or ".join(f"{x}.shape[{d}] != {n}" for d, n in enumerate(buf.shape))
         if dims:
             lines += [f"    if {dims}:", f"        S[{status}] = 1.0", "        return np.nan"]
-    lines += [f"    {x} = {x}.reshape({x}.size)" for x in names]  # the loops index them flat
+    lines += [f"    {x} = {x}.reshape({x}.size)" for x, buf in zip(names, inputs) if buf.ndim != 1]  # indexed flat
     for x, buf in zip(names, inputs):
         if check_finite and buf.dtype.kind == "f":
             # x · 0 is 0 for a finite x and NaN for NaN or ±inf; the sum keeps a NaN
@@ -932,11 +932,11 @@ class NativeStep:
 
     def __call__(self, *args):
         f = self._fast
-        if f is not None and len(args) == f[1]:  # the hot path: the last kernel's generated caller
+        if f is not None:  # the hot path: the last kernel's generated caller
             try:
-                out = f[0](*args)
-            except TypeError:  # an argument of another type: the kernel has no signature for it
-                out = _MISS
+                out = f(*args)
+            except TypeError:  # another number of arguments, or a type the kernel has no signature for;
+                out = _MISS    # raised before the kernel ran (the caller does nothing else that could)
             if out is not _MISS:
                 return out
         return self._call(args)
@@ -958,7 +958,7 @@ class NativeStep:
         out = call(*args)
         if out is _MISS:  # NaN or ±inf among the inputs: the NumPy replay's check names the argument
             return c(*args)
-        self._fast = (call, len(args))
+        self._fast = call
         return out
 
     def epoch(self, X, Y, order):
