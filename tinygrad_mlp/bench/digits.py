@@ -623,31 +623,29 @@ class Report:
         """The issue's speed targets, as measured in this run (noisy on a busy machine)."""
         ours, ref, sk = self.get("tinygrad_mlp"), self.get("reference"), self.get("sklearn_sgd")
         out = {}
+
+        def ratio(key, a, b):  # wall and CPU time of system a over system b
+            out[key], out[key + "_cpu"] = a.seconds / b.seconds, a.cpu_seconds / b.cpu_seconds
         if ours and ref:
-            out["tinygrad_mlp_over_reference"] = ours.seconds / ref.seconds
-            out["tinygrad_mlp_over_reference_cpu"] = ours.cpu_seconds / ref.cpu_seconds
+            ratio("tinygrad_mlp_over_reference", ours, ref)
             out["target_at_most"] = 2.0
         if ours and sk:
-            out["sklearn_sgd_over_tinygrad_mlp"] = sk.seconds / ours.seconds
-            out["sklearn_sgd_over_tinygrad_mlp_cpu"] = sk.cpu_seconds / ours.cpu_seconds
+            ratio("sklearn_sgd_over_tinygrad_mlp", sk, ours)
             out["target_at_least"] = 3.0
             out["test_accuracy_gap_pp"] = 100.0 * abs(ours.test_accuracy - sk.test_accuracy)
         for name in ("compiled", "compiled_fused", "native", "jax"):
             r = self.get(name)
             if r and ref:
-                out[f"{name}_over_reference"] = r.seconds / ref.seconds
-                out[f"{name}_over_reference_cpu"] = r.cpu_seconds / ref.cpu_seconds
+                ratio(f"{name}_over_reference", r, ref)
                 out["compiled_target_at_most"] = 0.75
         native, jax = self.get("native"), self.get("jax")
         if native and ref:
             out["native_target_at_most"] = 0.1  # issue 16: the native kernel against the hand-written loop
         if native and jax:  # issue 16's main target: training only, compile times apart in both rows
-            out["native_over_jax"] = native.seconds / jax.seconds
-            out["native_over_jax_cpu"] = native.cpu_seconds / jax.cpu_seconds
+            ratio("native_over_jax", native, jax)
             out["native_over_jax_target_at_most"] = 1.0
         if native and sk:
-            out["sklearn_sgd_over_native"] = sk.seconds / native.seconds
-            out["sklearn_sgd_over_native_cpu"] = sk.cpu_seconds / native.cpu_seconds
+            ratio("sklearn_sgd_over_native", sk, native)
             out["sklearn_sgd_over_native_target_at_least"] = 60.0
         return out
 

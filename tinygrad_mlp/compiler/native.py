@@ -163,19 +163,11 @@ class Memory:
 
 def _clash(a, b):
     """Two locations in one space that overlap but are not the same elements in the same order."""
-    if a[0] != b[0] or a == b:
-        return False
-    def span(l):
-        lo = hi = l[1]
-        for n, st in zip(l[2], l[3]):
-            if n > 1:
-                (lo, hi) = (lo + (n - 1) * st, hi) if st < 0 else (lo, hi + (n - 1) * st)
-        return lo, hi
-    (a0, a1), (b0, b1) = span(a), span(b)
-    return not (a1 < b0 or b1 < a0)
+    return a != b and _overlap(a, b)
 
 
 def _span(l):
+    """The lowest and highest element a location (space, offset, shape, strides) reaches."""
     lo = hi = l[1]
     for n, st in zip(l[2], l[3]):
         if n > 1:
