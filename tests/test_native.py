@@ -308,7 +308,8 @@ def test_integer_labels_run_natively_and_agree_with_eager(opt, batch, reduction,
 
 
 def test_a_python_int_label_follows_the_label():
-    # a Python int is guarded by value (compiler/compiled.py): each label value is its own capture
+    # a Python int is guarded by value (compiler/compiled.py): each label value is its own capture, and
+    # today these steps run as the NumPy replay (the kernel takes arrays only; no warning is given)
     m1, o1, eager = make([5, 6, 3], momentum=0.9)
     m2, o2, step = make([5, 6, 3], momentum=0.9)
     native = compile_step(step, backend="native")
