@@ -372,3 +372,20 @@ def test_an_out_of_range_label_in_an_epoch_stops_it_where_an_eager_loop_stops():
         native.epoch(X, Y, order)
     assert native.fallback_reason is None and o1.t == o2.t == 7  # the optimiser's state is the kernel's
     assert weights_diff(m1, m2) <= 1e-10
+
+
+def test_a_kernel_numba_refuses_falls_back_with_one_warning_not_a_crash(monkeypatch, tmp_path):
+    # a renderer bug (here: a line numba cannot type) must reach the user as the NumPy replay plus one
+    # warning, never as a numba TypingError from inside the training loop
+    from tinygrad_mlp.compiler import native as N
+    monkeypatch.setenv("TINYGRAD_MLP_CACHE", str(tmp_path))
+    broken = N.Renderer.r_label_sub
+
+    def r_label_sub(self, op):
+        broken(self, op)
+        self.emit("no_such_name_in_the_kernel += 1")
+    monkeypatch.setattr(N.Renderer, "r_label_sub", r_label_sub)
+    m1, _, eager = make([5, 6, 3])
+    m2, _, step = make([5, 6, 3])
+    xs, ys = _int_label_data(np.random.default_rng(12), None, 5)
+    _assert_falls_back_once(compile_step(step, backend="native"), eager, xs, ys, m1, m2, "numba could not compile")
