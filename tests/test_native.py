@@ -389,3 +389,27 @@ def test_a_kernel_numba_refuses_falls_back_with_one_warning_not_a_crash(monkeypa
     m2, _, step = make([5, 6, 3])
     xs, ys = _int_label_data(np.random.default_rng(12), None, 5)
     _assert_falls_back_once(compile_step(step, backend="native"), eager, xs, ys, m1, m2, "numba could not compile")
+
+
+@settings(max_examples=6, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+       hidden=st.sampled_from(["tanh", "sigmoid", "relu", "identity"]), batch=st.sampled_from([None, 1, 3]),
+       reduction=st.sampled_from(["sum", "mean"]), opt=st.sampled_from(["sgd", "momentum", "adam"]),
+       seed=st.integers(0, 2**16))
+def test_native_agrees_with_eager_with_integer_labels_over_random_mlps(sizes, hidden, batch, reduction, opt, seed):
+    sizes = sizes[:-1] + [max(sizes[-1], 2)]
+    kw = dict(hidden=hidden, reduction=reduction, seed=seed, opt="adam" if opt == "adam" else "sgd",
+              momentum=0.9 if opt == "momentum" else 0.0)
+    m1, o1, eager = make(sizes, **kw)
+    m2, o2, step = make(sizes, **kw)
+    native = compile_step(step, backend="native")
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(20):
+            x = rng.uniform(-2, 2, (sizes[0],) if batch is None else (batch, sizes[0]))
+            y = rng.integers(0, sizes[-1], () if batch is None else (batch,))
+            le = float(eager(x, y).data)
+            assert abs(le - native(x, y)) <= 1e-10 * max(1.0, abs(le))
+    assert native.fallback_reason is None and native.compiled.captures == 1
+    _assert_agrees_with_eager(m1, o1, m2, o2, opt)
