@@ -524,3 +524,39 @@ def test_every_activation_replays_bit_identical_far_into_its_tails(hidden):
         x, y = rng.uniform(-30, 30, 5), np.eye(3)[rng.integers(0, 3)]
         assert float(eager(x, y).data) == compiled(x, y)
     assert_same_weights(m1, m2)
+
+
+# ------------------------------------------------------------------------------------ integer labels
+@pytest.mark.parametrize("batch", [None, 4])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_integer_label_arrays_are_read_at_every_replay_bit_identical_to_eager(batch, reduction, dtype):
+    # a 0-d label array (one example) or a label vector (a batch) is an input: the replay reads the
+    # label of each call (one capture for all), through the buffered rule, not the primitive itself
+    m1, _, eager = make([5, 6, 3], reduction=reduction, momentum=0.9)
+    m2, _, step = make([5, 6, 3], reduction=reduction, momentum=0.9)
+    compiled = compile_step(step)
+    rng = np.random.default_rng(11)
+    for _ in range(12):
+        x = rng.uniform(-2, 2, (5,) if batch is None else (batch, 5))
+        y = rng.integers(0, 3, () if batch is None else (batch,)).astype(dtype)
+        assert float(eager(x, y).data) == compiled(x, y)
+        for p1, p2 in zip(m1.parameters(), m2.parameters()):
+            assert np.array_equal(p1.grad, p2.grad)
+    assert compiled.captures == 1
+    assert "CrossEntropy" not in compiled.source and "label_error" in compiled.source
+    assert_same_weights(m1, m2)
+
+
+@pytest.mark.parametrize("label", [np.array(3), np.array(-1), np.array([0, 2, 3]), np.array([1, -1, 0])])
+def test_an_out_of_range_label_in_a_replay_is_the_eager_error_not_a_wrong_number(label):
+    model, _, step = make([4, 5, 3])
+    compiled = compile_step(step)
+    x = np.ones(4) if label.ndim == 0 else np.ones((label.size, 4))
+    compiled(x, np.zeros_like(label))  # capture with good labels
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"y: class labels must lie in \[0, 3\)"):
+        make([4, 5, 3])[2](x, label)  # eager refuses it
+    with pytest.raises(ValueError, match=r"y: class labels must lie in \[0, 3\)"):
+        compiled(x, label)  # -1 would silently pick the last logit, 3 an IndexError
+    assert all(np.array_equal(b, p.data) for b, p in zip(before, model.parameters()))

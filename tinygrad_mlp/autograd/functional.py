@@ -156,7 +156,9 @@ def cross_entropy(logits: Tensor, y, reduction: str = "sum") -> Tensor:
         if y_arr.size and (y_arr.min() < 0 or y_arr.max() >= n_classes):
             raise ValueError(f"y: class labels must lie in [0, {n_classes}), got values from "
                              f"{y_arr.min()} to {y_arr.max()}")
-        per = apply(CrossEntropy, (logits,), (logits.data,), (int(y_arr) if logits.ndim == 1 else y_arr,))
+        # the label array itself, not int(y): a compiled step reads it at every replay (an int taken
+        # here would be frozen at the capture's value)
+        per = apply(CrossEntropy, (logits,), (logits.data,), (y_arr,))
     else:
         lse = logits.logsumexp(axis=None if logits.ndim == 1 else -1)  # (a vector's only axis: no axis check)
         y_arr = _target_array(y, logits, "y")

@@ -518,6 +518,46 @@ class Renderer:
         self.emit(f"{self.index(s, [i, '0'], s[2])} = np.log({acc}) + {m}")
         self.close([i])
 
+    # ---- integer class labels (CrossEntropy), read from the input array at every call
+    def _label(self, y, idx, k):
+        """A local holding label ``y`` at ``idx``, checked against [0, k) before anything indexes with it:
+        an out-of-range label raises ValueError (as eager's cross_entropy does), never reads out of bounds.
+        The check runs in the forward, before the step writes any parameter, gradient or optimiser state."""
+        v = self.var("y")
+        self.emit(f"{v} = np.int64({self.index(y, idx, y[2])})")  # any integer dtype; a huge uint wraps < 0
+        self.emit(f"if {v} < 0 or {v} >= {k}: raise ValueError('y: class labels must lie in [0, {k}), got', {v})")
+        return v
+
+    def r_label_sub(self, op):
+        """out = s − z[y] for one example (z a vector, y a 0-d label), or out_i = s_i − z[i, y_i] per row."""
+        s, z, y = (self.mem.loc(n) for n in op.ins)
+        o = self.mem.loc(op.out)
+        shape, k = z[2], z[2][-1]
+        if len(shape) == 1 and y[2] == ():
+            v = self._label(y, [], k)
+            self.emit(f"{self.index(o, [], ())} = {self.index(s, [], ())} - {self.index(z, [v], shape)}")
+        elif len(shape) == 2 and y[2] == shape[:1]:
+            i = self.loop(shape[:1])
+            v = self._label(y, i, k)
+            self.emit(f"{self.index(o, i, o[2])} = {self.index(s, i, s[2])} - {self.index(z, i + [v], shape)}")
+            self.close(i)
+        else:
+            raise Unsupported(f"integer labels of shape {y[2]} for logits of shape {shape}")
+
+    def r_label_sub_at(self, op):
+        """n[y] −= g (one example) or n[i, y_i] −= g_i (each row): the − e_y of ∂L/∂z = g ⊙ (p − e_y).
+        The forward of the same call has read and checked these labels."""
+        n, g, y = op.ins
+        nl, yl = self.mem.loc(n), self.mem.loc(y)
+        gl, gs = self.operand(g)
+        shape = nl[2]
+        i = [] if len(shape) == 1 else self.loop(shape[:1])
+        v = self.var("y")
+        self.emit(f"{v} = np.int64({self.index(yl, i, yl[2])})")
+        gv = gs if gl is None else self.index(gl, i, gl[2])
+        self.emit(f"{self.index(nl, i + [v], shape)} -= {gv}")
+        self.close(i)
+
 
 class _Collect:
     """A builder stand-in for :func:`lower_update`: collects the Ops of an optimiser's update."""
@@ -694,7 +734,8 @@ class Kernel:
                                     for (_, p, _), a, a_ in zip(items, *_starts(items))]) for attr, nm in self.state]
         self.params_flat = F
         ins, rest = mem.args[:len(prog.inputs)], mem.args[len(prog.inputs):] + self.arena_names + ["S"]
-        xs = ", ".join(f"XS{k}[i]" for k in range(len(ins)))
+        # a 0-d input (a class label) comes as a 1-element slice of its vector: XS[i] would be a scalar
+        xs = ", ".join(f"XS{k}[i]" if prog.inputs[k].ndim else f"XS{k}[i:i + 1]" for k in range(len(ins)))
         src = ("import numpy as np\nfrom numba import njit\n\n"
                f"from tinygrad_mlp.compiler.native_math import exp as exp_, tanh as tanh_  # {_MATH_HASH}\n\n"
                "# sums may be reassociated (vectorised); no a·b + c is fused, so that the update of a single call and of\n# an epoch (two copies of one loop) round alike; NaN and inf keep their meaning\n"
@@ -889,6 +930,17 @@ def _load(src):
 
 
 # --------------------------------------------------------------------------- the step
+def _kernel_error(e):
+    """A kernel's ValueError in one line: numba raises it with its parts as separate arguments (a message
+    built with str() inside the kernel made its first compilation 1.3 s slower)."""
+    return ValueError(" ".join(str(a) for a in e.args)) if len(e.args) > 1 else e
+
+
+def _numba_error():
+    from numba.core.errors import NumbaError  # imported when needed: numba is optional
+    return NumbaError
+
+
 class NativeStep:
     """``compile(fn, backend="native")``: a CompiledStep whose replay is a numba kernel.
 
@@ -916,10 +968,12 @@ class NativeStep:
                 t0 = time.perf_counter()
                 k = self.kernels[rule] = Kernel(prog, rule, self.compiled.check_finite)
                 self.compile_seconds += time.perf_counter() - t0
-            except Unsupported as e:
-                self.fallback_reason = str(e)
+            except (Unsupported, _numba_error()) as e:  # numba refusing the generated source: a bug, not a crash
+                self.fallback_reason = str(e) if isinstance(e, Unsupported) else \
+                    f"numba could not compile the kernel: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
                 warnings.warn(f"compile(backend='native'): this step cannot be lowered to a native kernel "
-                              f"({e}); it runs as the NumPy replay instead", RuntimeWarning, stacklevel=3)
+                              f"({self.fallback_reason}); it runs as the NumPy replay instead", RuntimeWarning,
+                              stacklevel=3)
         return k
 
     def __call__(self, *args):
@@ -929,6 +983,8 @@ class NativeStep:
                 out = f(*args)
             except TypeError:  # another number of arguments, or a type the kernel has no signature for;
                 out = _MISS    # raised before the kernel ran (the caller does nothing else that could)
+            except ValueError as e:  # raised by the kernel before it wrote anything (a label out of range)
+                raise _kernel_error(e) from None
             if out is not _MISS:
                 return out
         return self._call(args)
@@ -963,21 +1019,26 @@ class NativeStep:
             raise ValueError(f"X, Y: expected the same number of rows, got {len(X)} and {len(Y)}")
         total, start = 0.0, 0
         if self.prog is None:  # the first example captures
-            total += float(self(X[order[0]], Y[order[0]]) or 0.0)
+            # [i, ...]: a row of a label vector stays a (0-d) array, an input, not a Python value
+            total += float(self(X[order[0], ...], Y[order[0], ...]) or 0.0)
             start = 1
         k = self._kernel() if self.fallback_reason is None else None
         c = self.compiled
-        if k is None or not self.prog.valid() or X.shape[1:] != self.prog.inputs[0].shape \
-                or Y.shape[1:] != self.prog.inputs[1].shape or X.dtype != self.prog.inputs[0].dtype \
-                or Y.dtype != self.prog.inputs[1].dtype:
+        if k is None or not self.prog.valid() or len(self.prog.inputs) != 2 \
+                or X.shape[1:] != self.prog.inputs[0].shape or Y.shape[1:] != self.prog.inputs[1].shape \
+                or X.dtype != self.prog.inputs[0].dtype or Y.dtype != self.prog.inputs[1].dtype:
             for i in order[start:].tolist():
-                total += float(c(X[i], Y[i]) or 0.0)
+                total += float(c(X[i, ...], Y[i, ...]) or 0.0)
             return total
         if c.check_finite:
             c._check_finite([X, Y])
         k.sync_in()
-        total += k.epoch_fn(X, Y, order[start:], *k.tail())
-        k.sync_out()
+        try:  # an out-of-range label raises inside the kernel: the steps before it stand, as in an eager loop
+            total += k.epoch_fn(X, Y, order[start:], *k.tail())
+        except ValueError as e:
+            raise _kernel_error(e) from None
+        finally:
+            k.sync_out()
         return total
 
     @property

@@ -397,12 +397,19 @@ def lse_axis(z, axis, t, s, rb):
     s += m
 
 
+def label_error(y, k):
+    """The error eager's ``cross_entropy`` gives for a label outside [0, k), raised by a replay."""
+    y = np.asarray(y)
+    raise ValueError(f"y: class labels must lie in [0, {k}), got "
+                     + (f"{y}" if y.ndim == 0 else f"values from {y.min()} to {y.max()}"))
+
+
 # The names the generated NumPy code calls (the replay's globals).
 FUNCS = {"lse_axis": lse_axis, "isfinite_": math.isfinite, "log_": math.log, "np": np, "math": math,
          "matmul": np.matmul, "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
          "neg": np.negative, "tanh": np.tanh, "exp": np.exp, "log": np.log, "gt": np.greater,
          "copyto": np.copyto, "add_reduce": np.add.reduce, "max_reduce": np.maximum.reduce,
-         "isfinite": np.isfinite, "sqrt": np.sqrt,
+         "isfinite": np.isfinite, "sqrt": np.sqrt, "label_error": label_error,
          "copy": np.positive, "abs": np.abs, "sign": np.sign, "ge": np.greater_equal,
          "relu": lambda z, out=None: np.maximum(z, 0, out=out)}  # copy(a, out=o): the values of a, as an out= call
 
@@ -470,42 +477,85 @@ def _element(b, nm, i):
     return b.view(lambda x, _i=i: x[_i:_i + 1].reshape(()), nm)
 
 
+def _label(b, c):
+    """The code name of the call's label array, read at every replay (an input's array, or a constant
+    of fn), or None for a Python int label (a value the capture guards)."""
+    y = c.args[0]
+    if isinstance(y, np.ndarray) and y.dtype.kind in "iu" and y.shape == np.shape(c.ins[0])[:-1]:
+        return b.ref(y)
+    return None
+
+
 def cross_entropy_forward(b, c):
-    """L = logsumexp(z) − z_y for one example, as CrossEntropy.forward computes it."""
+    """L = logsumexp(z) − z_y for one example (or L_i = logsumexp(z_i) − z_{i,y_i} per row of a batch),
+    as CrossEntropy.forward computes it.  A label array is read at every replay and checked against
+    [0, k) as eager's ``cross_entropy`` checks it; a Python int label is the capture's constant."""
     z = c.ins[0]
-    if not isinstance(z, np.ndarray) or z.ndim != 1 or not b.fixed_array(c.a[0]):
+    if not isinstance(z, np.ndarray) or z.ndim not in (1, 2) or z.size == 0 or not b.fixed_array(c.a[0]):
         return None
     lctx = c.ctx[0]
-    if not _lse_ok(z, (None, False), lctx[1].reshape(()), lctx):
+    lse = lctx[1]
+    label = _label(b, c)
+    if z.ndim == 2:
+        if label is None or not _lse_ok(z, (-1, False), lse.reshape(z.shape[0]), lctx):
+            return None
+    elif not _lse_ok(z, (None, False), lse.reshape(()), lctx):
         return None
     o = _outbuf(b, c)
     if o is None:
         return None
-    lse = lctx[1]
+    k = z.shape[-1]
     sb = np.empty(lse.shape, lse.dtype)
     s, tn = b.name(sb, "s"), b.buf(z.shape, z.dtype, "t")
-    rn, mn = b.local("_r"), b.local("_m")
-    b.raw(lse_flat_code(c.a[0], tn, s, mn, rn, 1, z.size),
-          native=b.make_op("lse_flat", [c.a[0]], s, t=tn, r=rn))
-    b.op("sub", [b.alias_view(sb.reshape(()), s), _element(b, c.a[0], int(c.args[0]))], o)
+    if z.ndim == 1:
+        rn, mn = b.local("_r"), b.local("_m")
+        b.raw(lse_flat_code(c.a[0], tn, s, mn, rn, 1, z.size),
+              native=b.make_op("lse_flat", [c.a[0]], s, t=tn, r=rn))
+        s0 = b.alias_view(sb.reshape(()), s)
+        if label is None:
+            b.op("sub", [s0, _element(b, c.a[0], int(c.args[0]))], o)
+        else:
+            yl = b.local("_y")
+            b.raw(f"{yl} = int({label})\nif not 0 <= {yl} < {k}: label_error({yl}, {k})\n"
+                  f"sub({s0}, {c.a[0]}[{yl}], out={o})",
+                  native=b.make_op("label_sub", [s0, c.a[0], label], o))
+            b.ctxvars[("label", c.k)] = (label, yl)
+    else:  # lse = log Σ exp along the rows, then lse_i − z_{i, y_i}
+        rn = b.buf(lse.shape, lse.dtype, "r")
+        b.raw(f"lse_axis({c.a[0]}, -1, {tn}, {s}, {rn})",
+              native=b.make_op("lse_axis", [c.a[0]], s, t=tn, r=rn, axis="-1"))
+        sv = b.alias_view(sb.reshape(z.shape[0]), s)
+        rows = b.const(np.arange(z.shape[0]))
+        yl = b.local("_y")
+        b.raw(f"{yl} = {label}\nif {yl}.min() < 0 or {yl}.max() >= {k}: label_error({yl}, {k})\n"
+              f"sub({sv}, {c.a[0]}[{rows}, {yl}], out={o})",
+              native=b.make_op("label_sub", [sv, c.a[0], label], o))
+        b.ctxvars[("label", c.k)] = (label, f"{rows}, {yl}")
     b.ctxvars[c.k] = s
     b.lse_parts[c.k] = (tn, rn)
     return o
 
 
 def cross_entropy_vjp(b, c, gv, need):
-    """CrossEntropy.vjp: g ⊙ t / r from the forward's buffers, then − g at the label."""
+    """CrossEntropy.vjp: g ⊙ t / r from the forward's buffers, then − g at the label (of each row)."""
     s = b.ctxvars.get(c.k)
     if s is None or not s.startswith("s"):
         return generic_vjp(b, c, gv, need)
+    z = c.ins[0]
     _, _, odt = _geometry(c)
-    n = b.buf(np.shape(c.ins[0]), odt)
+    n = b.buf(np.shape(z), odt)
     tn, rn = b.lse_parts[c.k]
     b.op("div", [tn, rn], n)
     if not b.is_ones(gv):
-        b.op("mul", [gv, n], n)
-    at = _element(b, n, int(c.args[0]))
-    b.op("sub", [at, gv], at)
+        gg = gv if z.ndim == 1 else b.view(lambda x, _s=(z.shape[0], 1): x.reshape(_s), gv)
+        b.op("mul", [gg, n], n)
+    label = b.ctxvars.get(("label", c.k))
+    if label is None:
+        at = _element(b, n, int(c.args[0]))
+        b.op("sub", [at, gv], at)
+    else:  # the forward has read and checked the label (same replay, an input nothing writes)
+        y, index = label
+        b.raw(f"{n}[{index}] -= {gv}", native=b.make_op("label_sub_at", [n, gv, y], n))
     return [n]
 
 
