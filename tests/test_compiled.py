@@ -217,6 +217,20 @@ def test_a_python_int_label_is_a_guard_not_a_frozen_index():
         compiled(rng.normal(size=(2, 4)), 1)
 
 
+def test_a_numpy_integer_label_is_an_input_not_a_guard():
+    # y[i] of an integer label vector is an np.int64: data read at every call, one capture for all ten labels
+    m1, _, eager = make([4, 6, 10])
+    m2, _, step = make([4, 6, 10])
+    compiled = compile_step(step)
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(30, 4)), rng.integers(0, 10, 30)
+    assert len(set(y.tolist())) > compiled.max_captures
+    for i in range(30):
+        assert float(eager(X[i], y[i]).data) == compiled(X[i], y[i])
+    assert compiled.captures == 1
+    assert_same_weights(m1, m2)
+
+
 def test_data_dependent_control_flow_is_refused():
     model = MLP([3, 2], output="softmax", seed=0)
     opt = optim.SGD(model.parameters(), 0.1)

@@ -98,6 +98,20 @@ def test_the_kernels_exp_and_tanh_agree_with_numpys_to_a_few_ulp():
 
 
 # ------------------------------------------------------------------------------- the per-call entry
+def test_a_numpy_integer_label_runs_in_the_kernel():
+    m1, _, eager = make([4, 6, 10], opt="adam", lr=0.01)
+    m2, _, step = make([4, 6, 10], opt="adam", lr=0.01)
+    native = compile_step(step, backend="native")
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(30, 4)), rng.integers(0, 10, 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback
+        for i in range(30):
+            assert abs(float(eager(X[i], y[i]).data) - native(X[i], y[i])) <= 1e-10
+    assert native.fallback_reason is None and native.compiled.captures == 1 and native.kernels
+    assert weights_diff(m1, m2) <= 1e-10
+
+
 def test_a_nonfinite_input_is_refused_by_name_and_changes_nothing():
     m1, _, eager = make([4, 5, 3], seed=3)
     m2, _, step = make([4, 5, 3], seed=3)

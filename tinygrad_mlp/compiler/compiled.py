@@ -33,7 +33,8 @@ to rounding (about 1e-16 relative per step; tested to 1e-12), the same from run 
 Traps (each one has a test)
 ---------------------------
 * **Values computed outside Tensor ops are frozen at capture.**  A Python number passed as an argument
-  is a guard (a new value re-captures, up to ``max_captures`` variants), but NumPy work on the raw
+  is a guard (a new value re-captures, up to ``max_captures`` variants; a NumPy integer such as
+  ``y[i]`` is not: it is an input, a 0-d array, like a row of an integer label vector), but NumPy work on the raw
   input arrays inside ``fn`` is not seen: ``cross_entropy`` with float targets uses Σₖ yₖ of the capture
   call, which is exact for one-hot rows (Σ = 1 exactly) and off by the rounding of Σy for
   probability rows (cross_entropy accepts |Σy − 1| ≤ 1e-6).
@@ -134,14 +135,15 @@ class CompiledStep:
         return self._slow(args)
 
     def _slow(self, args):
-        args = tuple(a if isinstance(a, (np.ndarray, Tensor, bool, numbers.Number, str, type(None)))
-                     else np.asarray(a) for a in args)
+        args = _arrays(args)
         key = _key(args)
         prog = self.programs.get(key)
         if prog is not None and prog.valid():
             # The guards also want plain, C-contiguous arrays (a replay may read an input in place):
             # a strided view or an ndarray subclass of the same shape and dtype comes in as a copy.
-            out = prog.replay(*(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args))
+            # (a 0-d one through asarray: ascontiguousarray would make it 1-d)
+            out = prog.replay(*((np.ascontiguousarray(a) if a.ndim else np.asarray(a)) if isinstance(a, np.ndarray)
+                                else a for a in args))
             if out is not _MISS:
                 self._replay = prog.replay
                 return out
@@ -161,6 +163,13 @@ class CompiledStep:
     def source(self) -> str:
         """The generated replay code of the most recent capture (for reading, not for running)."""
         return list(self.programs.values())[-1].source if self.programs else ""
+
+
+def _arrays(args):
+    """The call's arguments as the capture keys them.  A NumPy integer (``y[i]`` of a label vector) is data,
+    a 0-d array read at every call; a Python number is a value the capture is guarded by."""
+    return tuple(np.asarray(a) if isinstance(a, np.integer) or not isinstance(
+        a, (np.ndarray, Tensor, bool, numbers.Number, str, type(None))) else a for a in args)
 
 
 def _first(out):

@@ -51,6 +51,7 @@ import warnings
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from .compiled import _arrays
 from .codegen import MISS as _MISS, Block, Op, Raw, dry_scalars, one_per_line, runs_rule, tiled
 
 __all__ = ["NativeStep", "Unsupported", "numba_available", "cache_dir"]
@@ -991,6 +992,7 @@ class NativeStep:
 
     def _call(self, args):
         c = self.compiled
+        args = _arrays(args)  # a NumPy integer label is an input (see compiled.py)
         if self.prog is None:
             out = c(*args)  # the capture: an eager step
             self.prog = list(c.programs.values())[-1]
