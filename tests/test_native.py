@@ -49,9 +49,11 @@ def test_native_agrees_with_eager_over_random_mlps(sizes, hidden, pair, batch, r
             ln = native(x, y)
             assert abs(le - ln) <= 1e-10 * max(1.0, abs(le))
     assert native.fallback_reason is None and native.kernels
-    assert weights_diff(m1, m2) <= 1e-10
+    # 1e-10 relative to the weights' size: a drawn run may grow its weights large (identity output, momentum)
+    scale = max(1.0, max(float(np.abs(p.data).max()) for p in m1.parameters()))
+    assert weights_diff(m1, m2) <= 1e-10 * scale
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
-        np.testing.assert_allclose(p2.grad, p1.grad, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(p2.grad, p1.grad, rtol=0, atol=1e-10 * max(1.0, float(np.abs(p1.grad).max())))
     if opt == "adam":
         assert o1.t == o2.t == 20
         for a, b in zip(o1.m + o1.v, o2.m + o2.v):
