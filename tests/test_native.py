@@ -346,6 +346,24 @@ def test_the_kernel_is_cached_on_disk(tmp_path, monkeypatch):
     assert any(f.startswith("k_") and f.endswith(".py") for f in files)
     cached = os.listdir(tmp_path / "__pycache__")
     assert any(f.endswith(".nbi") for f in cached) and any(f.endswith(".nbc") for f in cached)
+    assert native.from_cache is False  # compiled here, for the first time
+    # another process loads that machine code instead of compiling it again
+    code = f"""
+import sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+import numpy as np
+from test_compiled import data, make
+from tinygrad_mlp.compiler.compiled import compile as compile_step
+_, _, step = make([3, 4, 2], hidden="relu", seed=123)
+native = compile_step(step, backend="native")
+x, y = data(np.random.default_rng(0), 3, 2, None, "softmax", 1)
+native(x[0], y[0])
+print(native.fallback_reason, native.from_cache)
+"""
+    env = dict(os.environ, TINYGRAD_MLP_CACHE=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-2:] == ["None", "True"]
 
 
 # ------------------------------------------------------------------------------- without numba

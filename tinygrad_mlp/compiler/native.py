@@ -756,6 +756,8 @@ class Kernel:
         self.body, self.epoch_fn = self.module.body, self.module.epoch
         self.warm(prog)
         self.compile_seconds = time.perf_counter() - t0
+        # numba's own count: both entry points loaded from its disk cache, or compiled now
+        self.from_cache = all(sum(f.stats.cache_hits.values()) for f in (self.body, self.epoch_fn))
 
     @staticmethod
     def _ops(r, ops):
@@ -946,7 +948,8 @@ class NativeStep:
     """``compile(fn, backend="native")``: a CompiledStep whose replay is a numba kernel.
 
     The first call captures (an eager step, as always); the kernel is then built (or loaded from the
-    disk cache): ``compile_seconds`` says how long that took, apart from training.  Later calls run
+    disk cache): ``compile_seconds`` says how long that took, apart from training, and ``from_cache``
+    whether numba found it on disk (a kernel already built in this process costs nothing).  Later calls run
     the kernel; ``epoch(X, Y, order)`` runs one kernel call for all the examples in ``order``.
     """
 
@@ -956,6 +959,7 @@ class NativeStep:
         self.prog = None
         self.fallback_reason = None
         self.compile_seconds = 0.0
+        self.from_cache = None  # the last kernel built: loaded from numba's disk cache (True) or compiled
         self._fast = None
 
     def _kernel(self):
@@ -969,6 +973,7 @@ class NativeStep:
                 t0 = time.perf_counter()
                 k = self.kernels[rule] = Kernel(prog, rule, self.compiled.check_finite)
                 self.compile_seconds += time.perf_counter() - t0
+                self.from_cache = k.from_cache
             except (Unsupported, _numba_error()) as e:  # numba refusing the generated source: a bug, not a crash
                 self.fallback_reason = str(e) if isinstance(e, Unsupported) else \
                     f"numba could not compile the kernel: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
