@@ -150,6 +150,34 @@ def test_inputs_of_another_shape_dtype_or_layout_take_the_compiled_steps_path():
     assert weights_diff(m1, m2) <= 1e-12
 
 
+def test_another_number_of_arguments_gets_the_step_functions_own_error_and_the_kernel_goes_on():
+    m1, _, eager = make([4, 5, 3], seed=5)
+    m2, _, step = make([4, 5, 3], seed=5)
+    native = compile_step(step, backend="native")
+    xs, ys = data(np.random.default_rng(3), 4, 3, None, "softmax", 4)
+    for x, y in zip(xs[:2], ys[:2]):
+        eager(x, y), native(x, y)
+    for bad, says in (((xs[2],), "missing 1 required positional argument"),
+                      ((xs[2], ys[2], ys[2]), "takes 2 positional arguments but 3 were given")):
+        before = [p.data.copy() for p in m2.parameters()]
+        with pytest.raises(TypeError, match=says):  # each met by the kernel's caller, the entry after a good call
+            native(*bad)
+        assert all(np.array_equal(b, p.data) for b, p in zip(before, m2.parameters()))
+        assert abs(float(eager(xs[3], ys[3]).data) - native(xs[3], ys[3])) <= 1e-12
+    assert native.fallback_reason is None and weights_diff(m1, m2) <= 1e-12
+
+
+def test_a_step_without_arguments_runs_in_the_kernel():
+    """Training on data the step closes over: the kernel takes no inputs (its source once had ``body(, ...``)."""
+    (m1, _, eager), (m2, _, step) = make([3, 4, 2], seed=6), make([3, 4, 2], seed=6)
+    x, y = np.array([0.5, -1.0, 2.0]), np.array([0.0, 1.0])
+    native = compile_step(lambda: step(x, y), backend="native")
+    for _ in range(4):
+        assert abs(float(eager(x, y).data) - native()) <= 1e-12
+    assert native.fallback_reason is None and next(iter(native.kernels.values())) is not None
+    assert weights_diff(m1, m2) <= 1e-12
+
+
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
 def test_gradients_are_the_last_steps_after_an_epoch_also_when_a_weight_is_used_twice(opt):
     """The update forms δ hᵀ itself and stores it only for the last example of an epoch: .grad must still

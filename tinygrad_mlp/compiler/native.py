@@ -41,6 +41,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import operator
 import os
 import re
 import sys
@@ -736,7 +737,7 @@ class Kernel:
         self.params_flat = F
         ins, rest = mem.args[:len(prog.inputs)], mem.args[len(prog.inputs):] + self.arena_names + ["S"]
         # a 0-d input (a class label) comes as a 1-element slice of its vector: XS[i] would be a scalar
-        xs = ", ".join(f"XS{k}[i]" if prog.inputs[k].ndim else f"XS{k}[i:i + 1]" for k in range(len(ins)))
+        xs = [f"XS{k}[i]" if prog.inputs[k].ndim else f"XS{k}[i:i + 1]" for k in range(len(ins))]
         src = ("import numpy as np\nfrom numba import njit\n\n"
                f"from tinygrad_mlp.compiler.native_math import exp as exp_, tanh as tanh_  # {_MATH_HASH}\n\n"
                "# sums may be reassociated (vectorised); no a·b + c is fused, so that the update of a single call and of\n# an epoch (two copies of one loop) round alike; NaN and inf keep their meaning\n"
@@ -746,9 +747,9 @@ class Kernel:
                f"def body({', '.join(ins + ['keep'] + rest)}):\n"
                + _guards(prog.inputs, ins, self.status, check_finite) + "\n".join(r.lines) + "\n\n\n"
                f"@njit(cache=True, nogil=True, error_model=\"numpy\", fastmath=FAST)\n"
-               f"def epoch({', '.join(f'XS{k}' for k in range(len(ins)))}, order, {', '.join(rest)}):\n"
+               f"def epoch({', '.join([f'XS{k}' for k in range(len(ins))] + ['order'] + rest)}):\n"
                "    total = 0.0\n    last = order.shape[0] - 1\n    for n in range(order.shape[0]):\n"
-               f"        i = order[n]\n        total += body({xs}, n == last, {', '.join(rest)})\n"
+               f"        i = order[n]\n        total += body({', '.join(xs + ['n == last'] + rest)})\n"
                "    return total\n")
         self.source = src
         t0 = time.perf_counter()
@@ -781,16 +782,18 @@ class Kernel:
     def tail(self):
         return (self.params_flat, *[self.arenas[n] for n in self.arena_names], self.S)
 
-    def caller(self, prog, miss):
+    def caller(self, prog, miss, slow, error):
         """The per-call entry as generated straight-line Python: the guards (the optimiser's rule, each
         parameter's ``.data``), the optimiser's scalars in, the kernel, then ``.grad`` and the optimiser's
-        state out.  Returns ``miss`` when a guard fails or the kernel refused the inputs, before anything
-        changed.  About 1 µs of Python around the kernel, where a loop over lists would take 3."""
+        state out.  Whatever it cannot run (a guard fails, another number of arguments, a type the kernel
+        has no signature for, an input the kernel refused) goes to ``slow(*args)`` before anything changed;
+        a ValueError the kernel raised (a label out of range) becomes ``error(e)``.  Under 1 µs of Python
+        around the kernel, where a loop over lists took 3."""
         if self._caller is not None:
             return self._caller
         opt = self.opt
         env = {"opt": opt, "rule": self.rule, "body": self.body, "S": self.S, "MISS": miss, "sync_in": self.sync_in,
-               "sync_out": self.sync_out, "np": np}
+               "sync_out": self.sync_out, "np": np, "slow": slow, "error": error}
         names = [f"X{k}" for k in range(len(prog.inputs))]
         tail = []
         for k, a in enumerate(self.tail()):
@@ -800,22 +803,30 @@ class Kernel:
             rule_now = f"({type(opt).RULE_OF})"
         else:
             rule_now = "opt.update_rule()"
-        lines = [f"def call({', '.join(names)}):", f"    if {rule_now} is not rule:", "        return MISS"]
-        checks = []
+        # X=MISS and *more: any other number of arguments reaches slow(), which says what the step expects
+        # (a missing one is MISS, which numba's dispatcher refuses with a TypeError)
+        args = ", ".join(names + ["*more"])
+        guards = ["more", f"{rule_now} is not rule"]
+        guards += [f"p{j}.data is not d{j}" for j in range(len(prog.params))]
         for j, (p, d) in enumerate(zip(prog.params, prog.param_data)):
             env[f"p{j}"], env[f"d{j}"] = p, d
-            checks.append(f"p{j}.data is not d{j}")
-        if checks:
-            lines += [f"    if {' or '.join(checks)}:", "        return MISS"]
+        lines = [f"def call({', '.join([n + '=MISS' for n in names] + ['*more'])}):",
+                 f"    if {' or '.join(guards)}:",
+                 f"        return slow({args})"]
         stateful = bool(self.state_views or self.writes)
         if stateful:
             lines.append("    sync_in()")
         else:
             lines += [f"    S[{k}] = opt.{attr}" for k, attr in self.reads]
-        lines += [f"    loss = body({', '.join(names)}, True, {', '.join(tail)})",
+        lines += ["    try:",
+                  f"        loss = body({', '.join(names + ['True'] + tail)})",
+                  "    except TypeError:  # numba's dispatcher: no signature for these types; nothing ran",
+                  f"        return slow({args})",
+                  "    except ValueError as e:  # raised by the kernel before it wrote anything",
+                  "        raise error(e) from None",
                   f"    if loss != loss and S[{self.status}] != 0.0:",
                   f"        S[{self.status}] = 0.0",
-                  "        return MISS"]
+                  f"        return slow({args})"]
         if stateful:
             lines.append("    sync_out()")
         else:
@@ -960,7 +971,8 @@ class NativeStep:
         self.fallback_reason = None
         self.compile_seconds = 0.0
         self.from_cache = None  # the last kernel built: loaded from numba's disk cache (True) or compiled
-        self._fast = None
+        self._back = self._slow  # one bound method, so that _refused can tell it by identity
+        self._entry = self._back
 
     def _kernel(self):
         prog = self.prog
@@ -982,21 +994,17 @@ class NativeStep:
                               stacklevel=3)
         return k
 
-    def __call__(self, *args):
-        f = self._fast
-        if f is not None:  # the hot path: the last kernel's generated caller
-            try:
-                out = f(*args)
-            except TypeError:  # another number of arguments, or a type the kernel has no signature for;
-                out = _MISS    # raised before the kernel ran (the caller does nothing else that could)
-            except ValueError as e:  # raised by the kernel before it wrote anything (a label out of range)
-                raise _kernel_error(e) from None
-            if out is not _MISS:
-                return out
-        return self._call(args)
+    # step(x, y) reads self._entry in C (attrgetter) and calls it: no Python frame stands between the
+    # user's call and the generated caller, about 0.2 µs of a 3 µs step.  _entry is the slow path until a
+    # kernel's caller is ready, and the slow path again whenever that caller hands a call back.
+    __call__ = property(operator.attrgetter("_entry"))
+
+    def _slow(self, *args):
+        return self._call(tuple(a for a in args if a is not _MISS))
 
     def _call(self, args):
         c = self.compiled
+        self._entry = self._back  # until a kernel's caller runs this call (see _refused)
         args = _arrays(args)  # a NumPy integer label is an input (see compiled.py)
         if self.prog is None:
             out = c(*args)  # the capture: an eager step
@@ -1009,12 +1017,19 @@ class NativeStep:
         for a, buf in zip(args, self.prog.inputs):
             if type(a) is not np.ndarray or a.shape != buf.shape or a.dtype != buf.dtype or not a.flags.c_contiguous:
                 return c(*args)  # a Tensor, a view, another shape: the compiled step sorts it out
-        call = k.caller(self.prog, _MISS)
+        call = k.caller(self.prog, _MISS, self._refused, _kernel_error)
         out = call(*args)
         if out is _MISS:  # NaN or ±inf among the inputs: the NumPy replay's check names the argument
             return c(*args)
-        self._fast = call
+        self._entry = call
         return out
+
+    def _refused(self, *args):
+        """The caller's way back.  From the user's call (the caller is the entry): take the slow path.  From
+        _call's own try of the caller (the slow path is the entry): say so, and _call runs the replay."""
+        if self._entry is self._back:
+            return _MISS
+        return self._slow(*args)
 
     def epoch(self, X, Y, order):
         """One call of the kernel for the steps ``fn(X[i], Y[i])``, i in ``order``; returns Σ loss."""
