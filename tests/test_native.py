@@ -114,13 +114,19 @@ def test_a_numpy_integer_label_runs_in_the_kernel():
     assert weights_diff(m1, m2) <= 1e-10
 
 
-def test_a_nonfinite_input_is_refused_by_name_and_changes_nothing():
-    m1, _, eager = make([4, 5, 3], seed=3)
-    m2, _, step = make([4, 5, 3], seed=3)
+def warmed(seed):
+    """An eager step and a native one from the same weights, both two steps on, and four examples."""
+    m1, _, eager = make([4, 5, 3], seed=seed)
+    m2, _, step = make([4, 5, 3], seed=seed)
     native = compile_step(step, backend="native")
-    xs, ys = data(np.random.default_rng(1), 4, 3, None, "softmax", 4)
+    xs, ys = data(np.random.default_rng(seed), 4, 3, None, "softmax", 4)
     for x, y in zip(xs[:2], ys[:2]):
         eager(x, y), native(x, y)
+    return m1, m2, eager, native, xs, ys
+
+
+def test_a_nonfinite_input_is_refused_by_name_and_changes_nothing():
+    m1, m2, eager, native, xs, ys = warmed(3)
     before = [p.data.copy() for p in m2.parameters()]
     bad = xs[2].copy()
     bad[1] = np.nan
@@ -151,12 +157,7 @@ def test_inputs_of_another_shape_dtype_or_layout_take_the_compiled_steps_path():
 
 
 def test_another_number_of_arguments_gets_the_step_functions_own_error_and_the_kernel_goes_on():
-    m1, _, eager = make([4, 5, 3], seed=5)
-    m2, _, step = make([4, 5, 3], seed=5)
-    native = compile_step(step, backend="native")
-    xs, ys = data(np.random.default_rng(3), 4, 3, None, "softmax", 4)
-    for x, y in zip(xs[:2], ys[:2]):
-        eager(x, y), native(x, y)
+    m1, m2, eager, native, xs, ys = warmed(5)
     for bad, says in (((xs[2],), "missing 1 required positional argument"),
                       ((xs[2], ys[2], ys[2]), "takes 2 positional arguments but 3 were given")):
         before = [p.data.copy() for p in m2.parameters()]
